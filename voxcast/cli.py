@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "voxcast.catalog.cli",
     "voxcast.render.cli",
     "voxcast.gateway.cli",
+    "voxcast.ops",
 ]
 
 

@@ -1,0 +1,35 @@
+"""Settings come from VOXCAST_* variables with laptop defaults."""
+
+import pytest
+from pydantic import ValidationError
+
+from voxcast.config import Settings
+
+
+def test_defaults_run_on_one_laptop(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOXCAST_HOME", str(tmp_path))
+    s = Settings()
+    assert s.db_url == f"sqlite:///{tmp_path / 'catalog.db'}"
+    assert s.blobs == tmp_path / "blobs"
+    assert s.redis_url == "" and s.backend == "auto"
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("VOXCAST_RENDER_ADDRS", "a:1, b:2,")
+    monkeypatch.setenv("VOXCAST_BACKEND", "numpy")
+    s = Settings()
+    assert s.render_addr_list == ["a:1", "b:2"] and s.backend == "numpy"
+
+
+def test_bad_values_are_refused(monkeypatch):
+    monkeypatch.setenv("VOXCAST_BACKEND", "opengl")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_production_refuses_the_default_secret(monkeypatch):
+    monkeypatch.setenv("VOXCAST_ENV", "production")
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings()
+    monkeypatch.setenv("VOXCAST_SECRET_KEY", "s3cret-for-real")
+    assert Settings().env == "production"
