@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+
 # Tests never touch the user's ~/.voxcast.
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import numpy as np
 
 
 def make_affine(origin, spacing, direction) -> np.ndarray:
-    """Affine from origin (LPS mm), spacing [slice,row,col] and direction rows (unit vectors of the index axes)."""
+    """Affine from origin (LPS mm), spacing [slice,row,col] and direction rows (index axes in LPS)."""
     direction = np.asarray(direction, dtype=np.float64).reshape(3, 3)
     affine = np.eye(4)
     affine[:3, :3] = direction.T * np.asarray(spacing, dtype=np.float64)[None, :]
