@@ -1,0 +1,590 @@
+"""Numba backend: the CPU fast path, parallel over image rows, compiled once and cached on disk.
+
+It computes the functions defined in `voxcast.render.engine.rays` (the numpy backend is the oracle
+in tests); everything here only makes them faster without changing the result:
+
+- per-ray clipping: the k range where a ray is inside the volume box is solved analytically, widened
+  by one sample at each end, and every visited sample still takes the contract's inside test;
+- block min/max (blocks of BLOCK^3 voxels with a one-voxel apron, since a trilinear sample also reads
+  its upper neighbours) built once in `prepare`. MIP skips a block whose max cannot beat the current
+  max (MinIP: whose min cannot beat the current min) - exact, because a trilinear value lies between
+  the values it mixes. Each ray first samples the depth where the previous pixel of its row found its
+  extreme, so skipping starts with a good bound;
+- compositing skips blocks whose value range maps to zero alpha in the request's LUT, skips samples
+  of zero alpha (no gradient is computed for them) and stops at ERT_ALPHA, all part of the contract;
+- when every sample sits on a voxel centre (axis-aligned view, pixel = voxel, integer centre) the
+  projection is a strided reduction over the stored voxels: the memory pass numpy.max would make.
+
+Values and positions are computed in float64 (no fastmath), so results differ from the reference
+only by rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+from voxcast.render.engine.rays import ERT_ALPHA, INSIDE_TOL, RayGrid, Reducer, Shading, TransferLUT
+
+BLOCK_SHIFT = 3
+BLOCK = 1 << BLOCK_SHIFT
+SUPPORTED_DTYPES = (np.dtype(np.int16), np.dtype(np.float32))
+_REDUCERS = {"max": 0, "min": 1, "mean": 2}
+# A view whose steps and origin are within this of integers samples voxel centres exactly.
+_ALIGNED_EPS = 1e-9
+
+
+def is_available() -> bool:
+    return True  # numba is a core dependency
+
+
+def missing() -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class NumbaVolume:
+    """The backend's resident form: C-contiguous voxels plus the block min/max grids."""
+
+    voxels: np.ndarray
+    block_min: np.ndarray  # float32 [ceil(nz/B), ceil(ny/B), ceil(nx/B)], apron included
+    block_max: np.ndarray
+
+
+# ---------------------------------------------------------------------------- sampling primitives
+
+
+@njit(cache=True)
+def _axis(p, n):
+    """Contract's per-axis trilinear set-up: (i0, i1, f) for position p on an axis of n voxels."""
+    if n == 1:
+        return 0, 0, 0.0
+    if p < 0.0:
+        p = 0.0
+    elif p > n - 1.0:
+        p = n - 1.0
+    i0 = int(p)  # p >= 0, so truncation is floor
+    if i0 > n - 2:
+        i0 = n - 2
+    return i0, i0 + 1, p - i0
+
+
+@njit(cache=True)
+def _trilinear(vol, z, y, x):
+    nz, ny, nx = vol.shape
+    z0, z1, fz = _axis(z, nz)
+    y0, y1, fy = _axis(y, ny)
+    x0, x1, fx = _axis(x, nx)
+    c000 = np.float64(vol[z0, y0, x0])
+    c001 = np.float64(vol[z0, y0, x1])
+    c010 = np.float64(vol[z0, y1, x0])
+    c011 = np.float64(vol[z0, y1, x1])
+    c100 = np.float64(vol[z1, y0, x0])
+    c101 = np.float64(vol[z1, y0, x1])
+    c110 = np.float64(vol[z1, y1, x0])
+    c111 = np.float64(vol[z1, y1, x1])
+    c00 = c000 + fx * (c001 - c000)
+    c01 = c010 + fx * (c011 - c010)
+    c10 = c100 + fx * (c101 - c100)
+    c11 = c110 + fx * (c111 - c110)
+    c0 = c00 + fy * (c01 - c00)
+    c1 = c10 + fy * (c11 - c10)
+    return c0 + fz * (c1 - c0)
+
+
+@njit(cache=True)
+def _inside(z, y, x, nz, ny, nx):
+    tol = INSIDE_TOL
+    return -tol <= z <= nz - 1 + tol and -tol <= y <= ny - 1 + tol and -tol <= x <= nx - 1 + tol
+
+
+@njit(cache=True)
+def _clip_axis(c, d, n, tmin, tmax):
+    """Narrow [tmin, tmax] to the ray parameters where c + t*d lies in the inside band of an axis."""
+    lo = -INSIDE_TOL
+    hi = n - 1 + INSIDE_TOL
+    if d == 0.0:
+        if c < lo or c > hi:
+            return 1.0, 0.0
+        return tmin, tmax
+    t1 = (lo - c) / d
+    t2 = (hi - c) / d
+    if t1 > t2:
+        t1, t2 = t2, t1
+    return max(tmin, t1), min(tmax, t2)
+
+
+@njit(cache=True)
+def _ray_range(cz, cy, cx, dz, dy, dx, nz, ny, nx, nsamples):
+    """First and last sample worth visiting (may be empty: k0 > k1), one sample of slack each side
+    so that rounding never drops a sample the inside test would keep."""
+    tmin, tmax = 0.0, nsamples - 1.0
+    tmin, tmax = _clip_axis(cz, dz, nz, tmin, tmax)
+    tmin, tmax = _clip_axis(cy, dy, ny, tmin, tmax)
+    tmin, tmax = _clip_axis(cx, dx, nx, tmin, tmax)
+    if tmin > tmax:
+        return 0, -1
+    k0 = max(0, int(math.ceil(tmin)) - 1)
+    k1 = min(nsamples - 1, int(math.floor(tmax)) + 1)
+    return k0, k1
+
+
+@njit(cache=True)
+def _block_of(p, n):
+    if p <= 0.0:
+        return 0
+    if p >= n - 1.0:
+        return (n - 1) >> BLOCK_SHIFT
+    return int(p) >> BLOCK_SHIFT
+
+
+@njit(cache=True)
+def _exit_axis(c, d, b, t):
+    """Smallest ray parameter at which the ray leaves block b of one axis (min with t)."""
+    if d > 0.0:
+        return min(t, ((b + 1) * BLOCK - c) / d)
+    if d < 0.0:
+        return min(t, (b * BLOCK - c) / d)
+    return t
+
+
+@njit(cache=True)
+def _next_k(cz, cy, cx, dz, dy, dx, bz, by, bx, k):
+    """The next sample that may lie outside the current block (never skips one that does not)."""
+    t = _exit_axis(cz, dz, bz, np.inf)
+    t = _exit_axis(cy, dy, by, t)
+    t = _exit_axis(cx, dx, bx, t)
+    if t > 2.0e9:
+        return 2**31 - 1
+    return max(k + 1, int(math.floor(t)))
+
+
+# ---------------------------------------------------------------------------- prepare
+
+
+@njit(parallel=True, cache=True)
+def _block_minmax(vol, bmin, bmax):
+    nz, ny, nx = vol.shape
+    nbz, nby, nbx = bmax.shape
+    for bz in prange(nbz):
+        z0 = max(bz * BLOCK - 1, 0)
+        z1 = min((bz + 1) * BLOCK + 1, nz)
+        for by in range(nby):
+            y0 = max(by * BLOCK - 1, 0)
+            y1 = min((by + 1) * BLOCK + 1, ny)
+            for bx in range(nbx):
+                x0 = max(bx * BLOCK - 1, 0)
+                x1 = min((bx + 1) * BLOCK + 1, nx)
+                lo = np.float32(vol[z0, y0, x0])
+                hi = lo
+                for z in range(z0, z1):
+                    for y in range(y0, y1):
+                        for x in range(x0, x1):
+                            v = np.float32(vol[z, y, x])
+                            lo = min(lo, v)
+                            hi = max(hi, v)
+                bmin[bz, by, bx] = lo
+                bmax[bz, by, bx] = hi
+
+
+# ---------------------------------------------------------------------------- projections
+
+
+@njit(parallel=True, cache=True)
+def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, mode, out):
+    nz, ny, nx = vol.shape
+    dz, dy, dx = dk[0], dk[1], dk[2]
+    for v in prange(height):
+        warm = -1  # depth of the previous pixel's extreme: a cheap first bound for skipping
+        for u in range(width):
+            cz = origin[0] + v * dv[0] + u * du[0]
+            cy = origin[1] + v * dv[1] + u * du[1]
+            cx = origin[2] + v * dv[2] + u * du[2]
+            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, nz, ny, nx, nsamples)
+            if mode == 2:
+                total = 0.0
+                count = 0
+                for k in range(k0, k1 + 1):
+                    z = cz + k * dz
+                    y = cy + k * dy
+                    x = cx + k * dx
+                    if _inside(z, y, x, nz, ny, nx):
+                        total += _trilinear(vol, z, y, x)
+                        count += 1
+                out[v, u] = total / count if count > 0 else np.nan
+                continue
+            sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
+            best = -np.inf
+            found = False
+            best_k = -1
+            if k0 <= warm <= k1:
+                z = cz + warm * dz
+                y = cy + warm * dy
+                x = cx + warm * dx
+                if _inside(z, y, x, nz, ny, nx):
+                    best = sign * _trilinear(vol, z, y, x)
+                    found = True
+                    best_k = warm
+            k = k0
+            while k <= k1:
+                z = cz + k * dz
+                y = cy + k * dy
+                x = cx + k * dx
+                if not _inside(z, y, x, nz, ny, nx):
+                    k += 1
+                    continue
+                if found:
+                    bz = _block_of(z, nz)
+                    by = _block_of(y, ny)
+                    bx = _block_of(x, nx)
+                    bound = bmax[bz, by, bx] if mode == 0 else -bmin[bz, by, bx]
+                    if bound <= best:
+                        k = _next_k(cz, cy, cx, dz, dy, dx, bz, by, bx, k)
+                        continue
+                val = sign * _trilinear(vol, z, y, x)
+                if not found or val > best:
+                    best = val
+                    best_k = k
+                    found = True
+                k += 1
+            if found:
+                out[v, u] = sign * best
+                warm = best_k
+            else:
+                out[v, u] = np.nan
+
+
+@njit(cache=True)
+def _axis_range(start, step, count, n):
+    """Indices i in [0, count) with 0 <= start + i*step <= n-1, as (first, last); integer steps."""
+    if step == 0:
+        if 0 <= start <= n - 1:
+            return 0, count - 1
+        return 0, -1
+    if step > 0:
+        first = 0 if start >= 0 else (-start + step - 1) // step
+        last = (n - 1 - start) // step if start <= n - 1 else -1
+    else:
+        s = -step
+        first = 0 if start <= n - 1 else (start - (n - 1) + s - 1) // s
+        last = start // s if start >= 0 else -1
+    return max(first, 0), min(last, count - 1)
+
+
+@njit(parallel=True, cache=True)
+def _project_aligned(vol, start, sv, su, sk, width, height, nsamples, mode, out):
+    """Projection whose samples are voxel centres: start/sv/su/sk are integer index vectors, the three
+    steps along distinct axes (sk may be zero for a thin slice). A strided reduction, no interpolation."""
+    shape = vol.shape
+    flat = vol.reshape(-1)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    ov = sv[0] * strides[0] + sv[1] * strides[1] + sv[2] * strides[2]
+    ou = su[0] * strides[0] + su[1] * strides[1] + su[2] * strides[2]
+    ok = sk[0] * strides[0] + sk[1] * strides[1] + sk[2] * strides[2]
+    v0, v1 = 0, height - 1
+    u0, u1 = 0, width - 1
+    k0, k1 = 0, nsamples - 1
+    for a in range(3):
+        f, last = _axis_range(start[a], sv[a], height, shape[a]) if sv[a] != 0 else (0, height - 1)
+        v0, v1 = max(v0, f), min(v1, last)
+        f, last = _axis_range(start[a], su[a], width, shape[a]) if su[a] != 0 else (0, width - 1)
+        u0, u1 = max(u0, f), min(u1, last)
+        f, last = _axis_range(start[a], sk[a], nsamples, shape[a])
+        if sv[a] == 0 and su[a] == 0:
+            k0, k1 = max(k0, f), min(k1, last)
+    base0 = start[0] * strides[0] + start[1] * strides[1] + start[2] * strides[2]
+    for v in prange(height):
+        row = out[v]
+        if v < v0 or v > v1 or k0 > k1 or u0 > u1:
+            row[:] = np.nan
+            continue
+        row[:u0] = np.nan
+        row[u1 + 1 :] = np.nan
+        acc = np.empty(u1 - u0 + 1, dtype=np.float64)
+        base = base0 + v * ov + u0 * ou
+        first = base + k0 * ok
+        for i in range(u1 - u0 + 1):
+            acc[i] = flat[first + i * ou]
+        # The reduction runs k-outer so the inner loop walks memory contiguously along u.
+        for k in range(k0 + 1, k1 + 1):
+            off = base + k * ok
+            if mode == 0:
+                for i in range(u1 - u0 + 1):
+                    acc[i] = max(acc[i], flat[off + i * ou])
+            elif mode == 1:
+                for i in range(u1 - u0 + 1):
+                    acc[i] = min(acc[i], flat[off + i * ou])
+            else:
+                for i in range(u1 - u0 + 1):
+                    acc[i] += flat[off + i * ou]
+        if mode == 2:
+            scale = 1.0 / (k1 - k0 + 1)
+            for i in range(u1 - u0 + 1):
+                acc[i] *= scale
+        for i in range(u1 - u0 + 1):
+            row[u0 + i] = acc[i]
+
+
+# ---------------------------------------------------------------------------- compositing
+
+
+@njit(parallel=True, cache=True)
+def _block_occupancy(bmin, bmax, alpha_count, lo, scale, last, occ):
+    """occ[b] = 1 when some value in the block's [min, max] can get a non-zero alpha from the LUT.
+    alpha_count[i] = number of table entries with alpha > 0 among entries 0..i (prefix count)."""
+    nbz, nby, nbx = bmax.shape
+    for bz in prange(nbz):
+        for by in range(nby):
+            for bx in range(nbx):
+                t0 = (bmin[bz, by, bx] - lo) * scale
+                t1 = (bmax[bz, by, bx] - lo) * scale
+                if t0 > t1:
+                    t0, t1 = t1, t0
+                i0 = int(math.floor(min(max(t0, 0.0), last)))
+                i1 = int(math.ceil(min(max(t1, 0.0), last)))
+                before = alpha_count[i0 - 1] if i0 > 0 else 0
+                occ[bz, by, bx] = 1 if alpha_count[i1] - before > 0 else 0
+
+
+@njit(cache=True)
+def _lut(table, x, lo, scale, last):
+    t = (x - lo) * scale
+    if t < 0.0:
+        t = 0.0
+    elif t > last:
+        t = last
+    i = int(t)
+    j = min(i + 1, int(last))
+    f = t - i
+    r = table[i, 0] + f * (table[j, 0] - table[i, 0])
+    g = table[i, 1] + f * (table[j, 1] - table[i, 1])
+    b = table[i, 2] + f * (table[j, 2] - table[i, 2])
+    a = table[i, 3] + f * (table[j, 3] - table[i, 3])
+    return r, g, b, a
+
+
+@njit(cache=True)
+def _clamp_axis(p, n):
+    if p < 0.0:
+        return 0.0
+    if p > n - 1.0:
+        return n - 1.0
+    return p
+
+
+@njit(cache=True)
+def _shade_factor(vol, z, y, x, gm, light, ambient, diffuse, specular, shininess):
+    """(multiplier of rgb, additive specular term) at a sample, per the contract's headlight model."""
+    nz, ny, nx = vol.shape
+    gz = 0.5 * (
+        _trilinear(vol, _clamp_axis(z + 1.0, nz), y, x) - _trilinear(vol, _clamp_axis(z - 1.0, nz), y, x)
+    )
+    gy = 0.5 * (
+        _trilinear(vol, z, _clamp_axis(y + 1.0, ny), x) - _trilinear(vol, z, _clamp_axis(y - 1.0, ny), x)
+    )
+    gx = 0.5 * (
+        _trilinear(vol, z, y, _clamp_axis(x + 1.0, nx)) - _trilinear(vol, z, y, _clamp_axis(x - 1.0, nx))
+    )
+    n0 = gm[0, 0] * gz + gm[0, 1] * gy + gm[0, 2] * gx
+    n1 = gm[1, 0] * gz + gm[1, 1] * gy + gm[1, 2] * gx
+    n2 = gm[2, 0] * gz + gm[2, 1] * gy + gm[2, 2] * gx
+    norm = math.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+    if norm < 1e-6:
+        return ambient + diffuse, 0.0
+    d = abs(n0 * light[0] + n1 * light[1] + n2 * light[2]) / norm
+    return ambient + diffuse * d, specular * d**shininess
+
+
+@njit(parallel=True, cache=True)
+def _composite_rays(
+    vol, occ, origin, du, dv, dk, width, height, nsamples, table, lo, scale, shade, gm, light, params, out
+):
+    nz, ny, nx = vol.shape
+    dz, dy, dx = dk[0], dk[1], dk[2]
+    last = np.float64(table.shape[0] - 1)
+    ambient, diffuse, specular, shininess = params[0], params[1], params[2], params[3]
+    for v in prange(height):
+        for u in range(width):
+            cz = origin[0] + v * dv[0] + u * du[0]
+            cy = origin[1] + v * dv[1] + u * du[1]
+            cx = origin[2] + v * dv[2] + u * du[2]
+            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, nz, ny, nx, nsamples)
+            cr = 0.0
+            cg = 0.0
+            cb = 0.0
+            ca = 0.0
+            k = k0
+            while k <= k1:
+                z = cz + k * dz
+                y = cy + k * dy
+                x = cx + k * dx
+                if not _inside(z, y, x, nz, ny, nx):
+                    k += 1
+                    continue
+                bz = _block_of(z, nz)
+                by = _block_of(y, ny)
+                bx = _block_of(x, nx)
+                if occ[bz, by, bx] == 0:
+                    k = _next_k(cz, cy, cx, dz, dy, dx, bz, by, bx, k)
+                    continue
+                r, g, b, a = _lut(table, _trilinear(vol, z, y, x), lo, scale, last)
+                k += 1
+                if a <= 0.0:
+                    continue
+                if shade:
+                    mul, spec = _shade_factor(vol, z, y, x, gm, light, ambient, diffuse, specular, shininess)
+                    r = min(r * mul + spec, 1.0)
+                    g = min(g * mul + spec, 1.0)
+                    b = min(b * mul + spec, 1.0)
+                w = (1.0 - ca) * a
+                cr += w * r
+                cg += w * g
+                cb += w * b
+                ca += w
+                if ca >= ERT_ALPHA:
+                    break
+            out[v, u, 0] = cr
+            out[v, u, 1] = cg
+            out[v, u, 2] = cb
+            out[v, u, 3] = ca
+
+
+# ---------------------------------------------------------------------------- the backend
+
+
+def _vec(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(3))
+
+
+def _check_grid(grid: RayGrid) -> None:
+    if grid.width < 1 or grid.height < 1 or grid.nsamples < 1:
+        raise ValueError(
+            f"ray grid needs width, height and nsamples >= 1, got {grid.width}x{grid.height}x{grid.nsamples}"
+        )
+    for name in ("origin", "du", "dv", "dk"):
+        vec = np.asarray(getattr(grid, name), dtype=np.float64)
+        if vec.shape != (3,) or not np.all(np.isfinite(vec)):
+            raise ValueError(f"ray grid {name} must be 3 finite numbers, got {vec!r}")
+
+
+def _aligned_steps(grid: RayGrid):
+    """Integer (start, sv, su, sk) when every sample is a voxel centre on three distinct axes, else None."""
+    vecs = [_vec(grid.origin), _vec(grid.dv), _vec(grid.du), _vec(grid.dk)]
+    ints = [np.rint(x) for x in vecs]
+    if any(np.max(np.abs(x - r)) > _ALIGNED_EPS for x, r in zip(vecs, ints, strict=True)):
+        return None
+    start, sv, su, sk = (r.astype(np.int64) for r in ints)
+    if grid.nsamples == 1:
+        sk = np.zeros(3, dtype=np.int64)
+    axes = []
+    for step in (sv, su, sk):
+        nonzero = np.flatnonzero(step)
+        if len(nonzero) == 0 and step is sk:
+            continue
+        if len(nonzero) != 1 or abs(step[nonzero[0]]) != 1:
+            return None
+        axes.append(int(nonzero[0]))
+    if len(set(axes)) != len(axes):
+        return None
+    return start, sv, su, sk
+
+
+class Backend:
+    name = "numba"
+
+    def prepare(self, voxels: np.ndarray) -> NumbaVolume:
+        voxels = np.asarray(voxels)
+        if voxels.ndim != 3:
+            raise ValueError(f"voxels must be 3-D [slice, row, column], got shape {voxels.shape}")
+        if voxels.dtype.kind not in "biuf":
+            raise TypeError(f"voxels must be numeric, got {voxels.dtype}")
+        if voxels.dtype not in SUPPORTED_DTYPES:
+            # Kernels are compiled for the two dtypes volumes arrive in; others are widened once here.
+            voxels = voxels.astype(np.float32)
+        if voxels.size == 0:
+            raise ValueError("voxels are empty")
+        voxels = np.ascontiguousarray(voxels)
+        nb = tuple(-(-n // BLOCK) for n in voxels.shape)
+        bmin = np.empty(nb, dtype=np.float32)
+        bmax = np.empty(nb, dtype=np.float32)
+        _block_minmax(voxels, bmin, bmax)
+        return NumbaVolume(voxels, bmin, bmax)
+
+    def project(self, handle: NumbaVolume, grid: RayGrid, reducer: Reducer) -> np.ndarray:
+        if reducer not in _REDUCERS:
+            raise ValueError(f"unknown reducer {reducer!r}; known: {', '.join(_REDUCERS)}")
+        _check_grid(grid)
+        mode = _REDUCERS[reducer]
+        out = np.empty((grid.height, grid.width), dtype=np.float32)
+        aligned = _aligned_steps(grid)
+        if aligned is not None:
+            start, sv, su, sk = aligned
+            _project_aligned(
+                handle.voxels, start, sv, su, sk, grid.width, grid.height, grid.nsamples, mode, out
+            )
+            return out
+        _project_rays(
+            handle.voxels,
+            handle.block_min,
+            handle.block_max,
+            _vec(grid.origin),
+            _vec(grid.du),
+            _vec(grid.dv),
+            _vec(grid.dk),
+            grid.width,
+            grid.height,
+            grid.nsamples,
+            mode,
+            out,
+        )
+        return out
+
+    def composite(
+        self, handle: NumbaVolume, grid: RayGrid, lut: TransferLUT, shading: Shading | None
+    ) -> np.ndarray:
+        _check_grid(grid)
+        table = np.ascontiguousarray(lut.table, dtype=np.float32)
+        if table.ndim != 2 or table.shape[1] != 4 or table.shape[0] < 1:
+            raise ValueError(f"LUT table must be (L, 4), got {table.shape}")
+        if not lut.hi > lut.lo:
+            raise ValueError(f"LUT range must have hi > lo, got [{lut.lo}, {lut.hi}]")
+        last = table.shape[0] - 1
+        scale = last / (float(lut.hi) - float(lut.lo))
+        alpha_count = np.cumsum(table[:, 3] > 0).astype(np.int64)
+        occ = np.empty(handle.block_max.shape, dtype=np.uint8)
+        _block_occupancy(
+            handle.block_min, handle.block_max, alpha_count, float(lut.lo), scale, float(last), occ
+        )
+        if shading is None:
+            gm = np.eye(3)
+            light = np.zeros(3)
+            params = np.zeros(4)
+        else:
+            gm = np.ascontiguousarray(np.asarray(shading.gradient_matrix, dtype=np.float64).reshape(3, 3))
+            light = _vec(shading.light)
+            params = np.array(
+                [shading.ambient, shading.diffuse, shading.specular, shading.shininess], dtype=np.float64
+            )
+        out = np.empty((grid.height, grid.width, 4), dtype=np.float32)
+        _composite_rays(
+            handle.voxels,
+            occ,
+            _vec(grid.origin),
+            _vec(grid.du),
+            _vec(grid.dv),
+            _vec(grid.dk),
+            grid.width,
+            grid.height,
+            grid.nsamples,
+            table,
+            float(lut.lo),
+            scale,
+            shading is not None,
+            gm,
+            light,
+            params,
+            out,
+        )
+        return out
