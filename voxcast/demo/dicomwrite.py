@@ -216,13 +216,14 @@ def _base_dataset(
     frame_of_reference_uid: str,
     series_description: str,
     series_number: int,
+    series_time: str,
 ) -> Dataset:
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class
     ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = study.date
     ds.StudyTime = study.time
-    ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = study.time
+    ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = series_time or study.time
     ds.AccessionNumber = study.accession_number
     ds.Modality = modality.value
     ds.Manufacturer = "voxcast"
@@ -306,6 +307,7 @@ def write_volume_series(
     series_uid: str | None = None,
     series_description: str = "",
     series_number: int = 1,
+    series_time: str = "",
     file_order: FileOrder | str = FileOrder.SORTED,
     instance_numbers: InstanceNumbers | str = InstanceNumbers.ASCENDING,
     seed: int = 0,
@@ -345,7 +347,7 @@ def write_volume_series(
         k = int(k)
         ds = _base_dataset(
             SOP_CLASS[modality], modality, patient, study, study_uid, series_uid, for_uid,
-            series_description, series_number,
+            series_description, series_number, series_time,
         )  # fmt: skip
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.SOPInstanceUID = _deterministic_uid(series_uid, "slice", k)
@@ -386,6 +388,7 @@ def write_multiframe(
     series_uid: str | None = None,
     series_description: str = "",
     series_number: int = 1,
+    series_time: str = "",
     frame_order: FileOrder | str = FileOrder.SORTED,
     seed: int = 0,
     rescale: Rescale = None,
@@ -418,7 +421,7 @@ def write_multiframe(
 
     ds = _base_dataset(
         EnhancedCTImageStorage, Modality.CT, patient, study, study_uid, series_uid, for_uid,
-        series_description, series_number,
+        series_description, series_number, series_time,
     )  # fmt: skip
     ds.SOPInstanceUID = _deterministic_uid(series_uid, "multiframe")
     ds.InstanceNumber = 1
