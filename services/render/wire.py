@@ -16,7 +16,7 @@ from voxcast.v1 import common_pb2, render_pb2
 from voxcast.volume import Volume
 
 from .engine.request import ViewRequest
-from .engine.views import Camera, Plane, fit_pixel
+from .engine.views import Camera, Plane, check_size, fit_pixel
 from .errors import InvalidArgument
 from .ladder import Step, scaled_size
 
@@ -58,10 +58,17 @@ def _length(field: str, value: float) -> float:
     return value
 
 
+def _size(field: str, value: int) -> int:
+    try:
+        return check_size(field, value)
+    except ValueError as exc:
+        raise InvalidArgument(field, str(exc).removeprefix(field).strip()) from None
+
+
 def _view(request: render_pb2.RenderRequest, volume: Volume | None) -> Plane | Camera:
     """The request's full-size view; with volume None, a provisional one for checking."""
     which = request.WhichOneof("view")
-    width, height = request.width, request.height
+    width, height = _size("width", request.width), _size("height", request.height)
     try:
         if which == "plane":
             p = request.plane
