@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
 from voxcast.render.cache import VolumeCache
 from voxcast.render.errors import TooLarge, Unavailable
 from voxcast.render.metrics import RenderMetrics

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
-
 from voxcast.render import engine, wire
 from voxcast.render.encode import decode, encode_jpeg, encode_png
 from voxcast.render.errors import InvalidArgument
 from voxcast.render.ladder import FULL, PREVIEW, ladder
+
 from voxcast.v1 import common_pb2, render_pb2
 from voxcast.volume import Volume
 
