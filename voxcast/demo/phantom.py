@@ -76,8 +76,14 @@ def size_preset(size: str) -> SizePreset:
         raise ValueError(f"unknown demo size {size!r}; known: {', '.join(SIZES)}") from None
 
 
-def frame_of_reference_uid(seed: int) -> str:
-    return generate_uid(entropy_srcs=["voxcast-demo", str(seed), "frame-of-reference"])
+def check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def demo_uid(size: str, seed: int, what: str) -> str:
+    """A UID that depends only on (size, seed, what): the same demo study always gets the same UIDs."""
+    return generate_uid(entropy_srcs=["voxcast-demo", size, str(seed), what])
 
 
 @dataclass(frozen=True)
@@ -339,6 +345,7 @@ class Anatomy:
 
 def make_ct_phantom(size: str = "small", seed: int = 0) -> Volume:
     """The phantom's CT in HU (int16 voxels, Gaussian noise seeded by `seed`), axial, LPS."""
+    check_seed(seed)
     grid = size_preset(size).ct
     anatomy = Anatomy(seed)
     rng = np.random.default_rng([seed, 2])
@@ -353,7 +360,7 @@ def make_ct_phantom(size: str = "small", seed: int = 0) -> Volume:
         voxels[k] = s.values
     return Volume.from_geometry(
         voxels, grid.origin, grid.spacing, AXIAL,
-        frame_of_reference_uid=frame_of_reference_uid(seed), modality="CT", units="HU",
+        frame_of_reference_uid=demo_uid(size, seed, "frame-of-reference"), modality="CT", units="HU",
     )  # fmt: skip
 
 
@@ -365,12 +372,13 @@ def make_pet_phantom(ct_or_size: Volume | str = "small", seed: int = 0) -> tuple
     so a voxel whose centre lies in a lesion reads that lesion's SUV.
     Returns (volume, [{"label", "center_lps": [x, y, z], "radius_mm", "suv"}, ...]).
     """
+    check_seed(seed)
     if isinstance(ct_or_size, Volume):
         size = _size_of_ct(ct_or_size)
         for_uid = ct_or_size.frame_of_reference_uid
     else:
         size = ct_or_size
-        for_uid = frame_of_reference_uid(seed)
+        for_uid = demo_uid(size, seed, "frame-of-reference")
     grid = size_preset(size).pet
     anatomy = Anatomy(seed)
     rng = np.random.default_rng([seed, 3])
