@@ -1,0 +1,52 @@
+"""The gateway's FastAPI application: wiring only (routers, WebSocket, static viewer, lifespan)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from voxcast.gateway.api import audit, auth, health, series, shares, studies, upload
+from voxcast.gateway.auth.principal import Tokens
+from voxcast.gateway.auth.store import Store
+from voxcast.gateway.backends import Backends
+from voxcast.gateway.context import Gateway
+from voxcast.gateway.discovery import RenderDiscovery
+from voxcast.gateway.ws import route as ws_route
+
+from voxcast.config import Settings, get_settings
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: Settings | None = None, *, open_access: bool = False, discovery: RenderDiscovery | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    store = Store.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        backends = Backends(settings, discovery)
+        backends.start()
+        app.state.gateway = Gateway(settings, store, Tokens(settings, store), backends, open_access)
+        try:
+            yield
+        finally:
+            await backends.close()
+
+    app = FastAPI(
+        title="voxcast gateway",
+        version="1",
+        description="Studies, series, thumbnails, upload, share links and the viewer's WebSocket (/ws, "
+        "see docs/protocol.md).",
+        lifespan=lifespan,
+    )
+    api = APIRouter(prefix="/api")
+    for module in (auth, health, studies, series, upload, shares, audit):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(ws_route.router)
+    app.mount("/", StaticFiles(directory=STATIC, html=True), name="viewer")
+    return app

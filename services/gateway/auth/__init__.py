@@ -1,0 +1,1 @@
+"""Accounts, tokens, share links and the audit log: the gateway's own small database."""
