@@ -146,6 +146,8 @@ def quantize(voxels: np.ndarray, rescale: Rescale = None) -> StoredSlices:
     """Choose stored integers and a rescale for `voxels` (modality units).
 
     None picks: integer values that fit int16 -> slope 1, intercept 0; anything else -> per slice.
+    Stored values are uint16 when the intercept is negative (CT's stored = HU + 1024), int16 otherwise,
+    unless only the other type holds them.
     Per slice: intercept 0, slope = max |value| / 32767 of that slice, so each slice uses the full int16
     range (what PET scanners do). A fixed (slope, intercept) must map every value into int16 or uint16.
     """
@@ -169,13 +171,14 @@ def quantize(voxels: np.ndarray, rescale: Rescale = None) -> StoredSlices:
         raise ValueError(f"rescale slope must be positive, got {slope}")
     stored = np.rint((voxels.astype(np.float64) - intercept) / slope) if voxels.size else voxels
     lo, hi = (float(stored.min()), float(stored.max())) if voxels.size else (0.0, 0.0)
-    if INT16[0] <= lo and hi <= INT16[1] and lo < 0:
-        dtype = np.int16
-    elif UINT16[0] <= lo and hi <= UINT16[1]:
-        dtype = np.uint16
-    elif INT16[0] <= lo and hi <= INT16[1]:
-        dtype = np.int16
-    else:
+    # A negative intercept is the scanners' unsigned convention (CT: stored = HU + 1024); else signed.
+    candidates = (
+        ((np.uint16, UINT16), (np.int16, INT16))
+        if intercept < 0
+        else ((np.int16, INT16), (np.uint16, UINT16))
+    )
+    dtype = next((t for t, (tlo, thi) in candidates if tlo <= lo and hi <= thi), None)
+    if dtype is None:
         raise ValueError(
             f"rescale (slope={slope}, intercept={intercept}) maps values to stored range [{lo}, {hi}], "
             "which fits neither int16 nor uint16"
