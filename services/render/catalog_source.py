@@ -8,6 +8,7 @@ reconnects on its own, quickly, so the service recovers when the catalog comes b
 from __future__ import annotations
 
 import grpc
+from voxcast.catalog.client import CatalogClient
 
 from voxcast.grpcio import CHANNEL_OPTIONS
 from voxcast.volume import Volume
@@ -25,11 +26,10 @@ FETCH_TIMEOUT_S = 300.0
 
 class CatalogSource:
     def __init__(self, addr: str, timeout: float = FETCH_TIMEOUT_S) -> None:
-        from voxcast.catalog.client import CatalogClient
-
         self.addr = addr
         self.timeout = timeout
-        self._client = CatalogClient(addr, options=CHANNEL_OPTIONS + RECONNECT_OPTIONS)
+        self._channel = grpc.insecure_channel(addr, options=CHANNEL_OPTIONS + RECONNECT_OPTIONS)
+        self._client = CatalogClient(self._channel, timeout=timeout)
 
     def fetch_volume(self, series_uid: str) -> Volume:
         try:
@@ -45,4 +45,4 @@ class CatalogSource:
             raise
 
     def close(self) -> None:
-        self._client.close()
+        self._channel.close()

@@ -15,6 +15,7 @@ from voxcast.config import Settings
 from voxcast.grpcio import CHANNEL_OPTIONS
 from voxcast.v1 import render_pb2, render_pb2_grpc
 
+from . import wire
 from .errors import status_for
 from .service import RenderCore
 
@@ -44,7 +45,8 @@ class RenderServicer(render_pb2_grpc.RenderServiceServicer):
         # Fires when the caller cancels or the deadline passes (and harmlessly on completion).
         context.add_callback(subscription.close)
         try:
-            yield from subscription
+            for frame in subscription:
+                yield wire.for_viewport(frame, request.viewport_id)
         except Exception as exc:
             _abort(context, exc)
 
