@@ -269,7 +269,7 @@ class Anatomy:
             s.ellipse(25.0, SPINE_Y - 28.0, 12.0, 12.0, v(BLOOD))  # descending aorta
         if 115.0 < z < 175.0:
             s.ellipse(0.0, -15.0, 15.0, 15.0, v(BLOOD))  # ascending aorta
-        s.ellipsoid((-65.0, 5.0, 20.0), (88.0, 85.0, 75.0), v(LIVER))
+        s.ellipsoid((-55.0, 5.0, 20.0), (75.0, 80.0, 75.0), v(LIVER))
         s.ellipsoid((85.0, 45.0, 30.0), (32.0, 26.0, 50.0), v(SPLEEN))
         for side in (-1, 1):
             s.ellipsoid((side * 70.0, 58.0, -45.0), (28.0, 24.0, 55.0), v(KIDNEY))
