@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ def connect(
     """Connect with the in-cluster ServiceAccount when running in a pod, else with the kubeconfig
     (`kubeconfig`, $KUBECONFIG or ~/.kube/config). The namespace defaults to the pod's own, or the
     kubeconfig context's, or "default"."""
+    import yaml
     from kubernetes import client, config
 
     in_cluster = kubeconfig is None and context is None and "KUBERNETES_SERVICE_HOST" in os.environ
@@ -72,7 +74,7 @@ def connect(
             if chosen is None:
                 raise KubernetesError(f"kubeconfig {path} has no context {context!r}")
             config.load_kube_config(config_file=path, context=context, client_configuration=configuration)
-        except (config.ConfigException, OSError, ValueError) as exc:
+        except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
             raise KubernetesError(f"cannot use kubeconfig {path}: {exc}") from exc
         default_namespace = chosen.get("context", {}).get("namespace") or "default"
     return Cluster(client.ApiClient(configuration), namespace or default_namespace)
@@ -168,14 +170,18 @@ class KubernetesRenderDiscovery:
         )
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the watch and wait for its thread. The watch may be between requests when this is
+        called, so its socket is shut down repeatedly until the thread has seen the stop flag."""
         self._stop.set()
-        watch = self._watch
-        if watch is not None:
-            watch.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        thread = self._thread
+        deadline = time.monotonic() + timeout
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+            watch = self._watch
+            if watch is not None:
+                watch.stop()
+            thread.join(0.05)
+        self._thread = None
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -229,6 +235,8 @@ class KubernetesRenderDiscovery:
                         resource_version = self._watch.resource_version
                     if kind != "BOOKMARK":
                         self._publish()
+                    if self._stop.is_set():
+                        break
                 # The server ended the watch (its timeout): resume from the last version seen.
             except ApiException as exc:
                 if exc.status == 410:  # our version is too old: start over from a fresh list
