@@ -1,0 +1,1 @@
+"""Reproducible benchmarks that print Markdown tables: `python -m bench [NAME ...]`."""

@@ -1,0 +1,222 @@
+"""The fast backends (numba; cupy where a CUDA device answers) against the numpy reference, on fresh
+random volumes and random oblique ray grids: rays partly or entirely outside, single-slice volumes,
+int16 and float32 voxels, thin MPR, slabs, whole-volume projections and compositing.
+
+Tolerances, and why:
+- projections: both sides compute in float64 on the CPU (numba) and round once to float32, so they
+  differ by a float32 rounding of the value plus float64 noise: atol = 1e-5 of the voxel range.
+  The GPU computes positions in float64 and values in float32: 1e-5 of the range covers its rounding too.
+  Where a ray has no inside sample (NaN) must agree exactly.
+- compositing (premultiplied RGBA in [0, 1]): numba 1e-5 (float64 rounding through <= 200 samples).
+  cupy samples through a filtered 3D texture (weights with 8 fractional bits), held to the looser
+  display tolerance in GPU_COMPOSITE_ATOL and checked on smooth data, where that precision is meant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from voxcast.render.engine.backends import availability, get_backend
+from voxcast.render.engine.backends.numpy_backend import Backend as NumpyBackend
+from voxcast.render.engine.rays import RayGrid, Shading, TransferLUT
+
+REFERENCE = NumpyBackend()
+GPU_COMPOSITE_ATOL = 4.0 / 255.0  # below what an 8-bit display can show, four levels deep
+
+FAST_BACKENDS = [
+    pytest.param("numba", id="numba"),
+    pytest.param("cupy", id="cupy", marks=pytest.mark.gpu),
+]
+
+
+@pytest.fixture(params=FAST_BACKENDS)
+def backend(request):
+    ok, why = availability(request.param)
+    if not ok:
+        pytest.skip(f"{request.param} backend unavailable: {why}")
+    return get_backend(request.param)
+
+
+# ---------------------------------------------------------------------------- random inputs
+
+
+def random_voxels(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    """Noise over a few bright and dark blobs, so that block skipping has structure to skip."""
+    zz, yy, xx = np.meshgrid(*(np.arange(n, dtype=np.float64) for n in shape), indexing="ij")
+    vox = rng.normal(0.0, 40.0, size=shape)
+    for _ in range(4):
+        c = rng.uniform(0, 1, 3) * (np.asarray(shape) - 1)
+        r = rng.uniform(1.5, 6.0)
+        d2 = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2
+        vox += rng.choice([-1.0, 1.0]) * rng.uniform(300, 1500) * np.exp(-d2 / (2 * r * r))
+    if np.dtype(dtype) == np.int16:
+        vox = np.round(vox)
+    return vox.astype(dtype)
+
+
+def random_unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.normal(size=3)
+    return v / np.linalg.norm(v)
+
+
+def random_grid(rng: np.random.Generator, shape, nsamples: int, *, reach: float = 0.35) -> RayGrid:
+    """An oblique grid centred somewhere around the volume (outside by up to `reach` of its size)."""
+    n = np.asarray(shape, dtype=np.float64) - 1
+    width, height = (int(x) for x in rng.integers(6, 30, size=2))
+    du = random_unit(rng) * rng.uniform(0.4, 1.6)
+    dv = np.cross(du, random_unit(rng))
+    dv *= rng.uniform(0.4, 1.6) / np.linalg.norm(dv)
+    dk = random_unit(rng) * rng.uniform(0.3, 1.2)
+    centre = rng.uniform(-reach, 1 + reach, size=3) * np.maximum(n, 1)
+    origin = centre - (width - 1) / 2 * du - (height - 1) / 2 * dv - (nsamples - 1) / 2 * dk
+    return RayGrid(origin, du, dv, dk, width, height, nsamples, step_mm=float(np.linalg.norm(dk)))
+
+
+def random_lut(rng: np.random.Generator, lo: float, hi: float, size: int = 128) -> TransferLUT:
+    """Random colours; alpha zero over random stretches (empty space) and up to 0.35 elsewhere."""
+    table = rng.uniform(0, 1, size=(size, 4)).astype(np.float32)
+    table[:, 3] *= 0.35
+    for _ in range(2):
+        a, b = sorted(rng.integers(0, size, size=2))
+        table[a:b, 3] = 0.0
+    return TransferLUT(table, lo, hi)
+
+
+def random_shading(rng: np.random.Generator) -> Shading:
+    affine = np.diag(rng.uniform(0.5, 2.0, size=3)) @ np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    return Shading(np.linalg.inv(affine).T, random_unit(rng), shininess=float(rng.uniform(5, 40)))
+
+
+SHAPES = [(1, 17, 23), (2, 9, 13), (20, 24, 28), (33, 12, 40)]
+DTYPES = [np.int16, np.float32]
+
+
+def assert_projection_close(got: np.ndarray, want: np.ndarray, voxels: np.ndarray) -> None:
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg="inside/outside differ")
+    span = float(voxels.max()) - float(voxels.min()) + 1.0
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * span, equal_nan=True)
+
+
+def composite_atol(backend) -> float:
+    return GPU_COMPOSITE_ATOL if backend.name == "cupy" else 1e-5
+
+
+# ---------------------------------------------------------------------------- projections
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reducer", ["max", "min", "mean"])
+@pytest.mark.parametrize("nsamples", [1, 9, 70])
+def test_project_matches_reference(backend, rng, shape, dtype, reducer, nsamples):
+    voxels = random_voxels(rng, shape, dtype)
+    handle = backend.prepare(voxels)
+    for _ in range(3):
+        grid = random_grid(rng, shape, nsamples)
+        got = backend.project(handle, grid, reducer)
+        assert_projection_close(got, REFERENCE.project(voxels, grid, reducer), voxels)
+
+
+def test_project_long_rays_skip_blocks_exactly(backend, rng):
+    """Whole-volume rays through structured data: block skipping and the warm start must not change
+    the extreme found, for rays along and against every axis and obliquely."""
+    voxels = random_voxels(rng, (40, 36, 44), np.int16)
+    handle = backend.prepare(voxels)
+    directions = [np.eye(3)[a] * s for a in range(3) for s in (1, -1)] + [random_unit(rng) for _ in range(4)]
+    for d in directions:
+        dk = d * 0.7
+        u = np.cross(d, random_unit(rng))
+        u /= np.linalg.norm(u)
+        du, dv = u * 0.9, np.cross(d, u) * 0.9
+        centre = (np.asarray(voxels.shape) - 1) / 2
+        origin = centre - 20 * du - 18 * dv - 50 * dk
+        grid = RayGrid(origin, du, dv, dk, 41, 37, 101, 0.7)
+        for reducer in ("max", "min"):
+            got = backend.project(handle, grid, reducer)
+            assert_projection_close(got, REFERENCE.project(voxels, grid, reducer), voxels)
+
+
+def test_project_grid_entirely_outside_is_nan(backend, rng):
+    voxels = random_voxels(rng, (8, 9, 10), np.float32)
+    handle = backend.prepare(voxels)
+    grid = RayGrid(np.array([50.0, 50.0, 50.0]), np.eye(3)[2], np.eye(3)[1], np.eye(3)[0], 7, 5, 12)
+    for reducer in ("max", "min", "mean"):
+        assert np.all(np.isnan(backend.project(handle, grid, reducer)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_aligned_projection_equals_stored_voxels(backend, rng, dtype):
+    """Axis-aligned, voxel-centred grids (including reversed axes and a partly outside image):
+    MPR gives the stored voxels, projections give numpy's max/min/mean over the axis."""
+    voxels = random_voxels(rng, (12, 15, 18), dtype)
+    handle = backend.prepare(voxels)
+    e = np.eye(3)
+    mpr = RayGrid(np.array([5.0, -2.0, 0.0]), e[2], e[1], e[0], 18, 19, 1)
+    want = np.full((19, 18), np.nan, dtype=np.float32)
+    want[2:17] = voxels[5]
+    np.testing.assert_array_equal(backend.project(handle, mpr, "max"), want)
+    # Rays along -slice, image columns along -column: reversed axes.
+    proj = RayGrid(np.array([11.0, 0.0, 17.0]), -e[2], e[1], -e[0], 18, 15, 12)
+    for reducer, fn in (("max", np.max), ("min", np.min), ("mean", np.mean)):
+        want = fn(voxels.astype(np.float64), axis=0)[:, ::-1]
+        np.testing.assert_allclose(backend.project(handle, proj, reducer), want, rtol=1e-6, atol=1e-3)
+        assert_projection_close(
+            backend.project(handle, proj, reducer), REFERENCE.project(voxels, proj, reducer), voxels
+        )
+
+
+# ---------------------------------------------------------------------------- compositing
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shaded", [False, True], ids=["unshaded", "shaded"])
+def test_composite_matches_reference(backend, rng, shape, dtype, shaded):
+    voxels = random_voxels(rng, shape, dtype)
+    handle = backend.prepare(voxels)
+    for _ in range(2):
+        grid = random_grid(rng, shape, 60)
+        lut = random_lut(rng, float(voxels.min()) - 50, float(voxels.max()) + 50)
+        shading = random_shading(rng) if shaded else None
+        got = backend.composite(handle, grid, lut, shading)
+        want = REFERENCE.composite(voxels, grid, lut, shading)
+        assert got.shape == (grid.height, grid.width, 4) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=composite_atol(backend))
+
+
+def test_composite_opaque_lut_stops_early_and_matches(backend, rng):
+    """An opaque LUT makes early ray termination decide the picture; empty-space skipping must
+    still find the first non-empty sample of every ray."""
+    voxels = random_voxels(rng, (30, 30, 30), np.float32)
+    handle = backend.prepare(voxels)
+    table = np.zeros((64, 4), dtype=np.float32)
+    table[:, :3] = rng.uniform(0, 1, size=(64, 3))
+    table[40:, 3] = 0.9  # only the brightest blobs are visible, and they are opaque
+    lut = TransferLUT(table, float(voxels.min()), float(voxels.max()))
+    grid = random_grid(rng, voxels.shape, 90, reach=0.0)
+    for shading in (None, random_shading(rng)):
+        got = backend.composite(handle, grid, lut, shading)
+        np.testing.assert_allclose(
+            got, REFERENCE.composite(voxels, grid, lut, shading), rtol=0, atol=composite_atol(backend)
+        )
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_requests_are_refused(backend, rng):
+    voxels = random_voxels(rng, (4, 5, 6), np.float32)
+    handle = backend.prepare(voxels)
+    grid = random_grid(rng, voxels.shape, 3)
+    with pytest.raises(ValueError, match="reducer"):
+        backend.project(handle, grid, "median")
+    bad = RayGrid(grid.origin, grid.du, grid.dv, grid.dk, 0, 4, 3)
+    with pytest.raises(ValueError, match="width"):
+        backend.project(handle, bad, "max")
+    with pytest.raises(ValueError, match="LUT"):
+        backend.composite(handle, grid, TransferLUT(np.zeros((4, 3), np.float32), 0.0, 1.0), None)
+    with pytest.raises(ValueError, match="hi > lo"):
+        backend.composite(handle, grid, TransferLUT(np.zeros((4, 4), np.float32), 1.0, 1.0), None)
+    with pytest.raises(ValueError, match="3-D"):
+        backend.prepare(np.zeros((4, 4), np.float32))
