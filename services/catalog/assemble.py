@@ -5,7 +5,8 @@ Two steps. `plan_series` works from headers only (no pixel decoding): it collect
 shared geometry), keeps the largest group of frames that share orientation, size and pixel spacing,
 sorts them by position along the slice normal (never by InstanceNumber or file name), and checks
 that they are evenly spaced. `load_volume` then decodes pixels frame by frame and rescales them to
-modality units (HU; SUVbw for PET when the tags allow it).
+modality units (HU; SUVbw for PET when the tags allow it): int16 when every rescale is integral and
+the values fit, float32 otherwise.
 
 Slice spacing policy: a volume needs one uniform slice step for its affine. Steps may deviate from
 the mean step by SPACING_TOLERANCE (relative) plus a small absolute slack for rounded DS strings;
@@ -368,13 +369,8 @@ def _irregular_reason(steps: np.ndarray, heights: np.ndarray) -> str:
     return text + "; not resampled onto a uniform grid"
 
 
-def _stored_range(ds: Dataset) -> tuple[int, int] | None:
-    if "PixelData" not in ds and ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds):
-        return None
-    bits = int(_number(ds.get("BitsStored"), _number(ds.get("BitsAllocated"), 16)))
-    if int(_number(ds.get("PixelRepresentation"), 0)) == 1:
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return 0, 2**bits - 1
+def _float_pixels(ds: Dataset) -> bool:
+    return "PixelData" not in ds and ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds)
 
 
 def _choose_units(plan: Plan, datasets: list[Dataset]) -> None:
@@ -396,18 +392,15 @@ def _choose_units(plan: Plan, datasets: list[Dataset]) -> None:
     else:
         units = str(first.get("RescaleType", "") or "").strip().upper()
         plan.units = "" if units == "US" else units  # US = unspecified
-    plan.dtype = "int16" if all(_fits_int16(f, datasets[f.source]) for f in plan.frames) else "float32"
-
-
-def _fits_int16(frame: Frame, ds: Dataset) -> bool:
-    """int16 output when the rescale is integral and maps the whole stored range into int16."""
-    if not (float(frame.slope).is_integer() and float(frame.intercept).is_integer()):
-        return False
-    stored = _stored_range(ds)
-    if stored is None:
-        return False
-    ends = (stored[0] * frame.slope + frame.intercept, stored[1] * frame.slope + frame.intercept)
-    return min(ends) >= INT16.min and max(ends) <= INT16.max
+    # int16 when every rescale is integral; load_volume falls back to float32 when the decoded
+    # values do not fit (the header's BitsStored range often does not, the actual values usually do).
+    integral = all(
+        float(f.slope).is_integer()
+        and float(f.intercept).is_integer()
+        and not _float_pixels(datasets[f.source])
+        for f in plan.frames
+    )
+    plan.dtype = "int16" if integral else "float32"
 
 
 # -- pixels ----------------------------------------------------------------------------------------
@@ -434,7 +427,14 @@ def load_volume(plan: Plan, open_dataset: Callable[[int], Dataset], series_uid: 
             image = pixels[frame.index] if frame.multiframe else pixels
             if image.shape != (frame.rows, frame.columns):
                 raise NotAVolume(f"frame of {image.shape} in a {frame.rows}x{frame.columns} series")
-            voxels[k] = _rescale(image, frame, plan)
+            values = _rescaled(image, frame, plan, voxels.dtype == np.int16)
+            if (
+                voxels.dtype == np.int16
+                and values.size
+                and (values.min() < INT16.min or values.max() > INT16.max)
+            ):
+                voxels = voxels.astype(np.float32)  # exact: every int16 value is a float32 too
+            voxels[k] = values
     return Volume.from_geometry(
         voxels,
         plan.origin,
@@ -448,8 +448,8 @@ def load_volume(plan: Plan, open_dataset: Callable[[int], Dataset], series_uid: 
     )
 
 
-def _rescale(image: np.ndarray, frame: Frame, plan: Plan) -> np.ndarray:
-    if plan.dtype == "int16":
+def _rescaled(image: np.ndarray, frame: Frame, plan: Plan, integer: bool) -> np.ndarray:
+    if integer:
         return image.astype(np.int32) * int(frame.slope) + int(frame.intercept)
     values = image.astype(np.float64) * frame.slope + frame.intercept
     return values * plan.scale if plan.scale != 1.0 else values

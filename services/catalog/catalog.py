@@ -134,7 +134,12 @@ class Catalog:
         self._series(series_uid)
         instances = self.index.list_instances(series_uid)
         plan = plan_series([self._read(i, pixels=False) for i in instances])
-        return load_volume(plan, lambda k: self._read(instances[k], pixels=True), series_uid)
+        volume = load_volume(plan, lambda k: self._read(instances[k], pixels=True), series_uid)
+        if str(volume.voxels.dtype) != plan.dtype:
+            # Values overflowed int16: keep GetSeries telling the dtype FetchVolume sends.
+            plan.dtype = str(volume.voxels.dtype)
+            self.index.set_volume_info(series_uid, plan.info(), len(instances))
+        return volume
 
     # -- helpers ------------------------------------------------------------------------------
 
