@@ -39,19 +39,25 @@ def trilinear(vox: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Trilinear interpolation at index positions p (P, 3), clamped to the volume."""
     n = np.asarray(vox.shape)
     p = np.clip(p, 0, n - 1)
-    i0 = np.floor(p).astype(np.intp)
-    i0 = np.minimum(i0, np.maximum(n - 2, 0))
+    i0 = np.minimum(np.floor(p).astype(np.intp), np.maximum(n - 2, 0))
     f = np.where(n >= 2, p - i0, 0.0)
-    i1 = np.minimum(i0 + 1, n - 1)
-    out = np.zeros(len(p))
-    for corner in range(8):
-        bits = [(corner >> (2 - a)) & 1 for a in range(3)]
-        idx = [np.where(bits[a], i1[:, a], i0[:, a]) for a in range(3)]
-        weight = np.ones(len(p))
-        for a in range(3):
-            weight *= f[:, a] if bits[a] else 1.0 - f[:, a]
-        out += weight * vox[idx[0], idx[1], idx[2]]
-    return out
+    # Neighbour offsets in the flattened array; on an axis of length 1, i1 = i0.
+    step = np.where(n >= 2, np.array(vox.strides) // vox.itemsize, 0)
+    flat = vox.reshape(-1)
+    base = i0 @ (np.array(vox.strides) // vox.itemsize)
+
+    def at(da: int, db: int, dc: int) -> np.ndarray:
+        return flat[base + (da * step[0] + db * step[1] + dc * step[2])]
+
+    fa, fb, fc = f[:, 0], f[:, 1], f[:, 2]
+    # Along the column axis, then the row axis, then the slice axis.
+    c00 = at(0, 0, 0) + fc * (at(0, 0, 1) - at(0, 0, 0).astype(np.float64))
+    c01 = at(0, 1, 0) + fc * (at(0, 1, 1) - at(0, 1, 0).astype(np.float64))
+    c10 = at(1, 0, 0) + fc * (at(1, 0, 1) - at(1, 0, 0).astype(np.float64))
+    c11 = at(1, 1, 0) + fc * (at(1, 1, 1) - at(1, 1, 0).astype(np.float64))
+    c0 = c00 + fb * (c01 - c00)
+    c1 = c10 + fb * (c11 - c10)
+    return c0 + fa * (c1 - c0)
 
 
 def lut_lookup(lut: TransferLUT, x: np.ndarray) -> np.ndarray:
