@@ -197,8 +197,12 @@ def test_multiframe_float_values_share_one_slope(tmp_path):
 
 
 def test_quantize_chooses_the_stored_type():
-    assert quantize(np.zeros((1, 2, 2), np.int16)).pixels.dtype == np.int16
-    assert quantize(np.full((1, 2, 2), 40000.0), (1.0, 0.0)).pixels.dtype == np.uint16
+    assert quantize(np.zeros((1, 2, 2), np.int16)).pixels(0).dtype == np.int16
+    assert quantize(np.full((1, 2, 2), 40000.0), (1.0, 0.0)).pixels(0).dtype == np.uint16
+    assert quantize(np.full((1, 2, 2), 100.0), (1.0, -1024.0)).pixels(0).tolist() == [
+        [1124, 1124],
+        [1124, 1124],
+    ]
     assert quantize(np.full((1, 2, 2), 0.5)).slopes[0] == pytest.approx(0.5 / 32767)
     assert quantize(np.zeros((2, 2, 2), np.float32) + 0.0).slopes.tolist() == [1.0, 1.0]
 

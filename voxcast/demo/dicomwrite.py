@@ -125,65 +125,75 @@ def _deterministic_uid(*parts) -> UID:
 
 @dataclass(frozen=True)
 class StoredSlices:
-    """Integer pixel values with the rescale that maps them back: value = stored * slope + intercept."""
+    """How modality values become stored integers: value = stored * slope + intercept, per slice.
 
-    pixels: np.ndarray  # int16 or uint16, [slice, row, column]
+    Slices are converted on demand (`pixels(k)`), so a large volume never has a float copy in memory.
+    """
+
+    voxels: np.ndarray  # modality values, [slice, row, column]
     slopes: np.ndarray  # one per slice
     intercepts: np.ndarray  # one per slice
+    dtype: type  # np.int16 or np.uint16
 
     @property
     def signed(self) -> bool:
-        return self.pixels.dtype == np.int16
+        return self.dtype is np.int16
+
+    def pixels(self, k: int) -> np.ndarray:
+        values = (self.voxels[k].astype(np.float64) - self.intercepts[k]) / self.slopes[k]
+        info = np.iinfo(self.dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(self.dtype)
+
+
+def _slice_extremes(voxels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = voxels.reshape(voxels.shape[0], -1)
+    lo, hi = flat.min(axis=1).astype(np.float64), flat.max(axis=1).astype(np.float64)
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("voxels contain NaN or infinity; DICOM stored values cannot represent them")
+    return lo, hi
 
 
 def _is_integral(voxels: np.ndarray) -> bool:
     if np.issubdtype(voxels.dtype, np.integer):
         return True
-    return bool(np.all(np.isfinite(voxels)) and np.array_equal(voxels, np.round(voxels)))
+    return all(np.array_equal(plane, np.round(plane)) for plane in voxels)
 
 
 def quantize(voxels: np.ndarray, rescale: Rescale = None) -> StoredSlices:
     """Choose stored integers and a rescale for `voxels` (modality units).
 
     None picks: integer values that fit int16 -> slope 1, intercept 0; anything else -> per slice.
-    Stored values are uint16 when the intercept is negative (CT's stored = HU + 1024), int16 otherwise,
-    unless only the other type holds them.
     Per slice: intercept 0, slope = max |value| / 32767 of that slice, so each slice uses the full int16
-    range (what PET scanners do). A fixed (slope, intercept) must map every value into int16 or uint16.
+    range (what PET scanners do). A fixed (slope, intercept) must map every value into int16 or uint16:
+    uint16 when the intercept is negative (CT's stored = HU + 1024), int16 otherwise, unless only the
+    other type holds them.
     """
     voxels = np.asarray(voxels)
-    if not np.all(np.isfinite(voxels)):
-        raise ValueError("voxels contain NaN or infinity; DICOM stored values cannot represent them")
     n = voxels.shape[0]
+    lo, hi = _slice_extremes(voxels)
     if rescale is None:
-        lo, hi = (float(voxels.min()), float(voxels.max())) if voxels.size else (0.0, 0.0)
-        integral_fits = _is_integral(voxels) and INT16[0] <= lo and hi <= INT16[1]
+        integral_fits = INT16[0] <= lo.min() and hi.max() <= INT16[1] and _is_integral(voxels)
         rescale = (1.0, 0.0) if integral_fits else PER_SLICE
     if isinstance(rescale, str):
         if rescale != PER_SLICE:
             raise ValueError(f"rescale must be (slope, intercept), {PER_SLICE!r} or None, got {rescale!r}")
-        peak = np.abs(voxels.reshape(n, -1)).max(axis=1).astype(np.float64)
+        peak = np.maximum(np.abs(lo), np.abs(hi))
         slopes = np.where(peak > 0, peak / INT16[1], 1.0)
-        stored = np.clip(np.rint(voxels / slopes[:, None, None]), *INT16).astype(np.int16)
-        return StoredSlices(stored, slopes, np.zeros(n))
+        return StoredSlices(voxels, slopes, np.zeros(n), np.int16)
     slope, intercept = (float(rescale[0]), float(rescale[1]))
     if not slope > 0:
         raise ValueError(f"rescale slope must be positive, got {slope}")
-    stored = np.rint((voxels.astype(np.float64) - intercept) / slope) if voxels.size else voxels
-    lo, hi = (float(stored.min()), float(stored.max())) if voxels.size else (0.0, 0.0)
-    # A negative intercept is the scanners' unsigned convention (CT: stored = HU + 1024); else signed.
-    candidates = (
-        ((np.uint16, UINT16), (np.int16, INT16))
-        if intercept < 0
-        else ((np.int16, INT16), (np.uint16, UINT16))
-    )
-    dtype = next((t for t, (tlo, thi) in candidates if tlo <= lo and hi <= thi), None)
+    stored_lo, stored_hi = np.rint((lo.min() - intercept) / slope), np.rint((hi.max() - intercept) / slope)
+    candidates = ((np.uint16, UINT16), (np.int16, INT16))
+    if intercept >= 0:
+        candidates = candidates[::-1]
+    dtype = next((t for t, (tlo, thi) in candidates if tlo <= stored_lo and stored_hi <= thi), None)
     if dtype is None:
         raise ValueError(
-            f"rescale (slope={slope}, intercept={intercept}) maps values to stored range [{lo}, {hi}], "
-            "which fits neither int16 nor uint16"
+            f"rescale (slope={slope}, intercept={intercept}) maps values to stored range "
+            f"[{stored_lo:g}, {stored_hi:g}], which fits neither int16 nor uint16"
         )
-    return StoredSlices(stored.astype(dtype), np.full(n, slope), np.full(n, intercept))
+    return StoredSlices(voxels, np.full(n, slope), np.full(n, intercept), dtype)
 
 
 def _slice_order(n: int, file_order: FileOrder, rng: np.random.Generator) -> np.ndarray:
@@ -323,8 +333,10 @@ def write_volume_series(
     UIDs not given are new random ones (study, series; the frame of reference comes from the Volume when
     it has one). SOP instance UIDs derive from the series UID and the slice index, so writing the same
     series twice gives the same instances. `seed` drives shuffled file order, random file names and
-    random InstanceNumbers. `extra(ds, slice_index)` may add or change attributes of each slice before
-    it is saved. Returns the paths in the order written.
+    random InstanceNumbers. `extra(ds, slice_index)` may add or replace attributes of each slice before
+    it is saved (assign, never mutate a value in place: slices share the unchanged elements).
+    SeriesTime, AcquisitionTime and ContentTime are `series_time`, by default the study's time.
+    Returns the paths in the order written.
     """
     _check_volume(volume)
     modality = _enum(Modality, modality)
@@ -343,42 +355,37 @@ def write_volume_series(
     numbers = _instance_numbers(n, instance_numbers, rng)
     names = _file_names(n, file_order, rng)
     spacing, direction = volume.spacing, volume.direction
-    orientation = ds_numbers(np.concatenate([direction[2], direction[1]]))
-    pixel_spacing = ds_numbers([spacing[1], spacing[2]])
+    # What every slice shares is built once; each slice starts from a shallow copy of it.
+    template = _base_dataset(
+        SOP_CLASS[modality], modality, patient, study, study_uid, series_uid, for_uid,
+        series_description, series_number, series_time,
+    )  # fmt: skip
+    template.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    template.ImageOrientationPatient = ds_numbers(np.concatenate([direction[2], direction[1]]))
+    template.PixelSpacing = ds_numbers([spacing[1], spacing[2]])
+    template.SliceThickness = ds_number(spacing[0])
+    template.RescaleType = "HU" if modality is Modality.CT else "US"
+    if modality is Modality.CT:
+        template.KVP = "120"
+        template.WindowCenter, template.WindowWidth = "40", "400"
     paths = []
     for write_index, k in enumerate(order):
         k = int(k)
-        ds = _base_dataset(
-            SOP_CLASS[modality], modality, patient, study, study_uid, series_uid, for_uid,
-            series_description, series_number, series_time,
-        )  # fmt: skip
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds = Dataset(dict(template.items()))
         ds.SOPInstanceUID = _deterministic_uid(series_uid, "slice", k)
         ds.InstanceNumber = int(numbers[k])
-        ds.ImagePositionPatient = ds_numbers(volume.index_to_world((k, 0, 0)))
-        ds.ImageOrientationPatient = orientation
-        ds.PixelSpacing = pixel_spacing
-        ds.SliceThickness = ds_number(spacing[0])
-        ds.SliceLocation = ds_number(volume.index_to_world((k, 0, 0)) @ direction[0])
+        position = volume.index_to_world((k, 0, 0))
+        ds.ImagePositionPatient = ds_numbers(position)
+        ds.SliceLocation = ds_number(position @ direction[0])
         ds.RescaleIntercept = ds_number(stored.intercepts[k])
         ds.RescaleSlope = ds_number(stored.slopes[k])
-        ds.RescaleType = "HU" if modality is Modality.CT else "US"
-        if modality is Modality.CT:
-            ds.KVP = "120"
-            ds.WindowCenter, ds.WindowWidth = "40", "400"
-        _set_pixels(ds, stored.pixels[k], stored.signed, transfer_syntax)
+        _set_pixels(ds, stored.pixels(k), stored.signed, transfer_syntax)
         if extra is not None:
             extra(ds, k)
         path = out_dir / names[write_index]
         _save(ds, path, transfer_syntax)
         paths.append(path)
     return paths
-
-
-def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
-    item = Dataset()
-    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
-    return item
 
 
 def write_multiframe(
@@ -412,7 +419,7 @@ def write_multiframe(
     stored = quantize(volume.voxels, rescale)
     if not np.allclose(stored.slopes, stored.slopes[0]):
         # Auto rescale chose per-slice slopes: fall back to one slope spanning the whole volume.
-        peak = float(np.abs(volume.voxels).max()) or 1.0
+        peak = float(np.max(stored.slopes)) * INT16[1]
         stored = quantize(volume.voxels, (peak / INT16[1], 0.0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -496,7 +503,7 @@ def write_multiframe(
         item.PlanePositionSequence = DicomSequence([position])
         per_frame.append(item)
     ds.PerFrameFunctionalGroupsSequence = DicomSequence(per_frame)
-    _set_pixels(ds, stored.pixels[order], stored.signed, transfer_syntax)
+    _set_pixels(ds, np.stack([stored.pixels(int(k)) for k in order]), stored.signed, transfer_syntax)
     _save(ds, path, transfer_syntax)
     return path
 
