@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter
 from voxcast.gateway.api.deps import GatewayDep, PrincipalDep, unauthorized
 from voxcast.gateway.api.schemas import ERRORS as ERRORS_AUTH
-from voxcast.gateway.api.schemas import LoginRequest, PrincipalOut, TokenOut
+from voxcast.gateway.api.schemas import AuthMode, LoginRequest, PrincipalOut, TokenOut
 from voxcast.gateway.auth.store import AuthError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -31,3 +31,9 @@ async def login(body: LoginRequest, gateway: GatewayDep) -> TokenOut:
 @router.get("/me", response_model=PrincipalOut, responses=ERRORS_AUTH)
 async def me(principal: PrincipalDep, gateway: GatewayDep) -> PrincipalOut:
     return PrincipalOut(**principal.public())
+
+
+@router.get("/mode", response_model=AuthMode)
+async def mode(gateway: GatewayDep) -> AuthMode:
+    """Whether this gateway needs a sign-in (an open loopback gateway does not)."""
+    return AuthMode(sign_in_required=not gateway.open_access)

@@ -37,6 +37,10 @@ class PrincipalOut(BaseModel):
     study_uid: str | None = None
 
 
+class AuthMode(BaseModel):
+    sign_in_required: bool
+
+
 class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"

@@ -57,7 +57,9 @@ def apply_changes(state: ViewState, changes: m.ViewChanges) -> ViewState:
     """A new state with every change of a message, in the documented order."""
     c = changes
     if c.mode is not None and c.mode != state.mode:
-        state = state.with_(mode=c.mode)
+        # Window presets and transfer-function presets are different sets: a new mode starts from
+        # its own default unless the message names one.
+        state = state.with_(mode=c.mode, preset="")
     if c.orientation is not None:
         state = state.reoriented(c.orientation)
     if c.size is not None and tuple(c.size) != (state.width, state.height):
@@ -201,7 +203,7 @@ class ViewerConnection:
             if isinstance(message, m.Open):
                 await self._open(message)
             elif isinstance(message, m.View):
-                self._view(message)
+                await self._view(message)
             elif isinstance(message, m.Lossless):
                 vp = self._viewport(message.viewport)
                 vp.renderer.submit(vp.state, lossless=True)
@@ -246,6 +248,18 @@ class ViewerConnection:
             raise Refused("failed_precondition", field, f"not a volume: {series.not_volume_reason}")
         return series
 
+    async def _check_fusion(self, primary: catalog_pb2.Series | str, fusion_uid: str) -> None:
+        if isinstance(primary, str):
+            primary = await self._series(primary, "series_uid")
+        fusion = await self._series(fusion_uid, "fusion_series_uid")
+        if (
+            fusion.study_uid != primary.study_uid
+            and fusion.frame_of_reference_uid != primary.frame_of_reference_uid
+        ):
+            raise Refused(
+                "invalid_argument", "fusion_series_uid", "fusion needs the same study or frame of reference"
+            )
+
     def _audit(self, study_uid: str) -> None:
         if study_uid not in self._audited:
             self._audited.add(study_uid)
@@ -257,19 +271,11 @@ class ViewerConnection:
             raise Refused("invalid_argument", "viewport", f"at most {MAX_VIEWPORTS} viewports per connection")
         series = await self._series(message.series_uid, "series_uid")
         if message.fusion_series_uid:
-            fusion = await self._series(message.fusion_series_uid, "fusion_series_uid")
-            if (
-                fusion.study_uid != series.study_uid
-                and fusion.frame_of_reference_uid != series.frame_of_reference_uid
-            ):
-                raise Refused(
-                    "invalid_argument",
-                    "fusion_series_uid",
-                    "fusion needs the same study or frame of reference",
-                )
+            await self._check_fusion(series, message.fusion_series_uid)
         self._audit(series.study_uid)
-        base = ViewState.initial(series.series_uid, VolumeBox.from_proto(series.geometry))
-        state = apply_changes(base, message)
+        size = {"width": message.size[0], "height": message.size[1]} if message.size else {}
+        base = ViewState.initial(series.series_uid, VolumeBox.from_proto(series.geometry), **size)
+        state = apply_changes(base, message.model_copy(update={"size": None}))
         if message.viewport in self.viewports:
             await self._close_viewport(message.viewport, notify=False)
         renderer = ViewportRenderer(
@@ -300,10 +306,10 @@ class ViewerConnection:
         )
         renderer.submit(state)
 
-    def _view(self, message: m.View) -> None:
+    async def _view(self, message: m.View) -> None:
         vp = self._viewport(message.viewport)
         if message.fusion_series_uid:
-            raise Refused("invalid_argument", "fusion_series_uid", "choose the fusion series when opening")
+            await self._check_fusion(vp.state.series_uid, message.fusion_series_uid)
         vp.state = apply_changes(vp.state, message)
         self.sender.state(
             message.viewport, {"type": "state", "viewport": message.viewport, "state": vp.state.public()}

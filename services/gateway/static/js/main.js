@@ -1,0 +1,128 @@
+// Routes (in the URL fragment): #/signin, #/studies, #/study/<uid>, #/view/<study>/<series>, #/share/<token>.
+import { ApiError, api, session } from "./api.js";
+import { renderSeries, renderStudies } from "./studies.js";
+import { Viewer } from "./viewer.js";
+
+const app = document.getElementById("app");
+let viewer = null;
+
+function go(hash) { location.hash = hash; }
+
+function showUser() {
+  const user = session.user;
+  document.getElementById("whoami").textContent = user ? `${user.name} (${user.role})` : "";
+  document.getElementById("signout").hidden = !user;
+}
+
+document.getElementById("signout").addEventListener("click", () => { session.clear(); go("#/signin"); });
+
+function form(title, fields, submitText, onSubmit) {
+  const card = document.createElement("form");
+  card.className = "card";
+  const h = document.createElement("h2");
+  h.textContent = title;
+  card.append(h);
+  const inputs = {};
+  for (const [name, type, label] of fields) {
+    const input = document.createElement("input");
+    Object.assign(input, { name, type, placeholder: label, required: type !== "password-optional" });
+    if (type === "password-optional") input.type = "password";
+    input.autocomplete = type === "password" ? "current-password" : "username";
+    inputs[name] = input;
+    card.append(input);
+  }
+  const error = document.createElement("div");
+  error.className = "error";
+  const submit = document.createElement("button");
+  submit.type = "submit";
+  submit.textContent = submitText;
+  card.append(submit, error);
+  card.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    try {
+      await onSubmit(Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.value])));
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  });
+  app.replaceChildren(card);
+  Object.values(inputs)[0]?.focus();
+}
+
+function signIn() {
+  form("Sign in", [["username", "text", "username"], ["password", "password", "password"]], "Sign in", async (v) => {
+    const r = await api("/api/auth/login", { method: "POST", json: v });
+    session.set(r.access_token, r.user);
+    go("#/studies");
+  });
+}
+
+async function openShare(token) {
+  const open = async (pin) => {
+    const r = await api(`/api/shares/${encodeURIComponent(token)}/open`, { method: "POST", json: { pin: pin || null } });
+    session.set(r.access_token, r.user);
+    go(`#/study/${r.user.study_uid}`);
+  };
+  try {
+    await open(null);
+  } catch (err) {
+    if (err instanceof ApiError && /PIN/.test(err.message)) {
+      form("Shared study", [["pin", "password-optional", "PIN"]], "Open", (v) => open(v.pin));
+    } else {
+      app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
+    }
+  }
+}
+
+function unauthorized() {
+  session.clear();
+  go("#/signin");
+}
+
+async function route() {
+  viewer?.destroy();
+  viewer = null;
+  const [, page, a, b] = location.hash.split("/");
+  if (page === "share" && a) return openShare(a);
+  // An open loopback gateway answers without a token; otherwise sign in first.
+  if (!session.token && !session.user) {
+    const { sign_in_required } = await api("/api/auth/mode");
+    if (sign_in_required) {
+      showUser();
+      return page === "signin" ? signIn() : go("#/signin");
+    }
+    session.set("", await api("/api/auth/me"));
+  }
+  showUser();
+  const guestStudy = session.user?.role === "guest" ? session.user.study_uid : null;
+  if (page === "signin") return signIn();
+  if (page === "study" && a) {
+    return renderSeries(app, a, {
+      onBack: () => go("#/studies"),
+      onOpenSeries: (s) => go(`#/view/${a}/${s.series_uid}`),
+    });
+  }
+  if (page === "view" && a && b) {
+    const all = await api(`/api/studies/${a}/series`).catch((err) => {
+      if (err.status === 401) unauthorized();
+      return [];
+    });
+    const series = all.find((s) => s.series_uid === b);
+    if (!series) return go(`#/study/${a}`);
+    viewer = new Viewer(app, {
+      study: a, series, allSeries: all, readOnly: session.user?.role === "guest",
+      onBack: () => go(guestStudy ? `#/study/${guestStudy}` : "#/studies"),
+      onUnauthorized: unauthorized,
+    });
+    return;
+  }
+  if (guestStudy) return go(`#/study/${guestStudy}`);
+  renderStudies(app, { onOpenStudy: (uid) => go(`#/study/${uid}`) });
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("unhandledrejection", (e) => {
+  if (e.reason instanceof ApiError && e.reason.status === 401) unauthorized();
+});
+route();

@@ -1,0 +1,324 @@
+// One viewport: a canvas showing the newest frame, overlays, a mode menu, and mouse/touch input
+// turned into view-change messages (at most one per animation frame; the server keeps the newest).
+
+export const MODES = [
+  ["mpr", "MPR"], ["mip", "MIP"], ["minip", "MinIP"], ["avgip", "AvgIP"], ["vr", "3D"],
+];
+export const VR_PRESETS = ["ct-bone", "ct-soft-tissue", "ct-lung", "ct-angio", "pet-hot", "mr-default"];
+// Default windows of the render service's presets, for dragging from a preset (center, width).
+export const WINDOWS = {
+  "brain": [40, 80], "soft-tissue": [40, 400], "lung": [-600, 1500], "bone": [400, 1800],
+  "liver": [60, 160], "suv": [2.5, 5],
+};
+const DEFAULT_WINDOW = { CT: "soft-tissue", PT: "suv" };
+const CLICK_PX = 3;
+
+const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+const sub = (a, b) => [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
+const add = (a, b, s = 1) => [a[0] + s * b[0], a[1] + s * b[1], a[2] + s * b[2]];
+const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+export class Viewport {
+  constructor(viewer, id, { mode = "mpr", orientation = "axial", preset = "" } = {}) {
+    Object.assign(this, { viewer, id, mode, orientation, preset });
+    this.state = null;
+    this.series = null;
+    this.lastFrame = null;
+    this.drawnSequence = 0;
+    this.pending = {};
+    this.pointers = new Map();
+    this.element = this.build();
+    this.resizeObserver = new ResizeObserver(() => this.onResize());
+    this.resizeObserver.observe(this.element);
+  }
+
+  build() {
+    const root = el("div", "viewport");
+    root.dataset.viewport = this.id;
+    this.canvas = el("canvas");
+    this.overlay = el("canvas");
+    root.append(this.canvas, this.overlay);
+    this.labels = {};
+    for (const side of ["top", "bottom", "left", "right"]) root.append((this.labels[side] = el("div", `ov ${side}`)));
+    root.append((this.infoLeft = el("div", "ov info-bl")), (this.infoRight = el("div", "ov info-br")));
+    root.append((this.rung = el("div", "rung")), (this.errorBox = el("div", "vp-error")));
+    const controls = el("div", "controls");
+    this.modeMenu = el("select");
+    this.modeMenu.title = "mode";
+    for (const [value, label] of MODES) this.modeMenu.append(new Option(label, value));
+    this.modeMenu.value = this.mode;
+    this.presetMenu = el("select");
+    this.presetMenu.title = "3D preset";
+    this.presetMenu.append(new Option("default", ""));
+    for (const p of VR_PRESETS) this.presetMenu.append(new Option(p, p));
+    this.presetMenu.hidden = this.mode !== "vr";
+    controls.append(this.modeMenu, this.presetMenu);
+    root.append(controls);
+    this.modeMenu.addEventListener("change", () => this.setMode(this.modeMenu.value));
+    this.presetMenu.addEventListener("change", () => this.send({ preset: this.presetMenu.value }));
+    for (const stop of [this.modeMenu, this.presetMenu]) stop.addEventListener("pointerdown", (e) => e.stopPropagation());
+
+    root.addEventListener("contextmenu", (e) => e.preventDefault());
+    root.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
+    root.addEventListener("pointerdown", (e) => this.onPointerDown(e));
+    root.addEventListener("pointermove", (e) => this.onPointerMove(e));
+    root.addEventListener("pointerup", (e) => this.onPointerUp(e));
+    root.addEventListener("pointercancel", (e) => this.onPointerUp(e));
+    return root;
+  }
+
+  get is3d() { return this.mode === "vr"; }
+  get isMpr() { return this.mode === "mpr"; }
+
+  // Size the render to the element (CSS pixels, capped: frames travel over the network).
+  requestSize() {
+    const w = Math.max(16, this.element.clientWidth), h = Math.max(16, this.element.clientHeight);
+    const scale = Math.min(1, 768 / Math.max(w, h));
+    return [Math.max(16, Math.round(w * scale)), Math.max(16, Math.round(h * scale))];
+  }
+
+  open(seriesUid, extra = {}) {
+    this.seriesUid = seriesUid;
+    const message = { type: "open", viewport: this.id, series_uid: seriesUid, mode: this.mode,
+      orientation: this.orientation, size: this.requestSize(), ...this.viewer.fusionFields(this), ...extra };
+    if (this.preset) message.preset = this.preset;
+    this.viewer.socket.send(message);
+  }
+
+  // Re-open after a reconnect, where the view was.
+  reopen() {
+    const extra = {};
+    if (this.state) {
+      extra.center = this.state.center;
+      if (this.state.window_width > 0) extra.window = { center: this.state.window_center, width: this.state.window_width };
+      if (this.state.preset) extra.preset = this.state.preset;
+    }
+    this.open(this.seriesUid, extra);
+  }
+
+  close() {
+    this.resizeObserver.disconnect();
+    this.viewer.socket.send({ type: "close", viewport: this.id });
+    this.element.remove();
+  }
+
+  send(changes) { this.viewer.socket.send({ type: "view", viewport: this.id, ...changes }); }
+
+  setMode(mode) {
+    this.mode = mode;
+    this.modeMenu.value = mode;
+    this.presetMenu.hidden = mode !== "vr";
+    this.presetMenu.value = "";
+    this.send({ mode, ...this.viewer.fusionFields(this) });
+  }
+
+  // Events from the server
+
+  onOpened(event) {
+    this.series = event.series;
+    this.onState(event.state);
+  }
+
+  onState(state) {
+    this.state = state;
+    this.errorBox.textContent = "";
+    this.updateInfo();
+    this.viewer.onViewportState(this);
+  }
+
+  onError(event) { this.errorBox.textContent = event.message; }
+
+  async onFrame(header, image) {
+    const bitmap = await createImageBitmap(image);
+    if (header.sequence < this.drawnSequence) { bitmap.close(); return; } // a newer frame was drawn first
+    this.drawnSequence = header.sequence;
+    this.lastFrame = header;
+    const { width, height } = this.state || header;
+    if (this.canvas.width !== width || this.canvas.height !== height) {
+      this.canvas.width = width; this.canvas.height = height;
+    }
+    const ctx = this.canvas.getContext("2d");
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(bitmap, 0, 0, width, height);
+    bitmap.close();
+    for (const side of ["top", "bottom", "left", "right"]) this.labels[side].textContent = header.labels[side] || "";
+    this.element.dataset.rung = header.rung;
+    this.element.dataset.version = header.version;
+    this.updateInfo();
+    this.drawCrosshair();
+  }
+
+  // A quiet dot while a better rung (or a newer view) is on its way.
+  updateInfo() {
+    const s = this.state;
+    if (!s) return;
+    const f = this.lastFrame;
+    const pending = !f || f.version < s.version || f.rung !== "lossless";
+    this.rung.classList.toggle("pending", pending);
+    this.rung.title = f ? `${f.rung} (${f.timings.render_ms} ms render)` : "waiting";
+    const label = (MODES.find(([m]) => m === s.mode) || [])[1] || s.mode;
+    const where = s.mode === "vr" ? "" : ` · Slice ${s.slice + 1}/${s.slices} · ${s.position_mm.toFixed(1)} mm`;
+    this.infoLeft.textContent = `${label}${where}`;
+    const [wc, ww] = this.window();
+    const zoom = f ? ` · ${(1 / s.pixel_mm).toFixed(2)} px/mm` : "";
+    this.infoRight.textContent = s.mode === "vr" ? (s.preset || "default") : `W ${fmt(ww)} L ${fmt(wc)}${zoom}`;
+  }
+
+  window() {
+    const s = this.state;
+    if (s && s.window_width > 0) return [s.window_center, s.window_width];
+    const name = (s && s.preset) || DEFAULT_WINDOW[this.series?.modality] || "soft-tissue";
+    return WINDOWS[name] || [40, 400];
+  }
+
+  // Geometry: screen <-> patient space, from the state the server echoes.
+
+  toWorld(clientX, clientY) {
+    const s = this.state, rect = this.element.getBoundingClientRect();
+    const x = ((clientX - rect.left) / rect.width - 0.5) * s.width * s.pixel_mm;
+    const y = ((clientY - rect.top) / rect.height - 0.5) * s.height * s.pixel_mm;
+    return add(add(s.center, s.right, x), s.down, y);
+  }
+
+  toScreen(point) {
+    const s = this.state;
+    const d = sub(point, s.center);
+    return [s.width / 2 + dot(d, s.right) / s.pixel_mm, s.height / 2 + dot(d, s.down) / s.pixel_mm];
+  }
+
+  normal() { return cross(this.state.right, this.state.down); }
+
+  // Move this MPR's plane (along its normal only) through a point.
+  moveThrough(point) {
+    if (!this.state || !this.isMpr) return;
+    const n = this.normal();
+    const center = add(this.state.center, n, dot(sub(point, this.state.center), n));
+    this.send({ center });
+  }
+
+  drawCrosshair() {
+    const s = this.state, p = this.viewer.crosshair;
+    const o = this.overlay;
+    if (o.width !== this.canvas.width || o.height !== this.canvas.height) {
+      o.width = this.canvas.width; o.height = this.canvas.height;
+    }
+    const ctx = o.getContext("2d");
+    ctx.clearRect(0, 0, o.width, o.height);
+    if (!s || !p || !this.isMpr || !this.viewer.linked(this)) return;
+    const [x, y] = this.toScreen(p);
+    ctx.strokeStyle = "rgba(74, 163, 255, 0.7)";
+    ctx.lineWidth = 1;
+    ctx.setLineDash([6, 4]);
+    ctx.beginPath();
+    ctx.moveTo(0, y); ctx.lineTo(o.width, y);
+    ctx.moveTo(x, 0); ctx.lineTo(x, o.height);
+    ctx.stroke();
+  }
+
+  // Input
+
+  onResize() {
+    if (!this.state) return;
+    const size = this.requestSize();
+    if (size[0] !== this.state.width || size[1] !== this.state.height) this.send({ size });
+  }
+
+  onWheel(e) {
+    e.preventDefault();
+    this.viewer.select(this);
+    this.queue("scroll", Math.sign(e.deltaY));
+  }
+
+  onPointerDown(e) {
+    this.viewer.select(this);
+    this.element.setPointerCapture(e.pointerId);
+    this.pointers.set(e.pointerId, { x: e.clientX, y: e.clientY, x0: e.clientX, y0: e.clientY });
+    if (this.pointers.size === 1) {
+      this.action = e.button === 2 ? "zoom"
+        : e.button === 1 || e.shiftKey ? "pan"
+        : this.is3d ? "rotate" : "window";
+    } else {
+      this.action = "pinch";
+    }
+    e.preventDefault();
+  }
+
+  onPointerMove(e) {
+    const p = this.pointers.get(e.pointerId);
+    if (!p || !this.state) return;
+    const dx = e.clientX - p.x, dy = e.clientY - p.y;
+    if (this.action === "pinch" && this.pointers.size === 2) {
+      const [a, b] = [...this.pointers.values()];
+      const before = Math.hypot(a.x - b.x, a.y - b.y);
+      p.x = e.clientX; p.y = e.clientY;
+      const after = Math.hypot(a.x - b.x, a.y - b.y);
+      if (before > 0) this.queue("zoom", after / before);
+      this.queue("pan", [dx / 2, dy / 2]);
+      return;
+    }
+    p.x = e.clientX; p.y = e.clientY;
+    if (this.action === "zoom") this.queue("zoom", Math.exp(-dy * 0.01));
+    else if (this.action === "pan") this.queue("pan", [dx, dy]);
+    else if (this.action === "rotate") this.queue("rotate", [dx * 0.5, dy * 0.5]);
+    else if (this.action === "window") this.queue("window", [dx, dy]);
+  }
+
+  onPointerUp(e) {
+    const p = this.pointers.get(e.pointerId);
+    this.pointers.delete(e.pointerId);
+    if (!p || !this.state) return;
+    const moved = Math.hypot(e.clientX - p.x0, e.clientY - p.y0);
+    if (this.action === "window" && moved < CLICK_PX && this.isMpr && e.button === 0) {
+      this.viewer.setCrosshair(this.toWorld(e.clientX, e.clientY), this);
+    }
+    if (this.pointers.size === 0) this.action = null;
+  }
+
+  // Gestures add up until the next animation frame, then go out as one message.
+  queue(kind, value) {
+    const q = this.pending;
+    if (kind === "scroll") q.scroll = (q.scroll || 0) + value;
+    else if (kind === "zoom") q.zoom = (q.zoom || 1) * value;
+    else {
+      const [dx, dy] = value, old = q[kind] || [0, 0];
+      q[kind] = [old[0] + dx, old[1] + dy];
+    }
+    if (!this.frameRequested) {
+      this.frameRequested = true;
+      requestAnimationFrame(() => this.flush());
+    }
+  }
+
+  flush() {
+    this.frameRequested = false;
+    const q = this.pending, s = this.state;
+    this.pending = {};
+    if (!s) return;
+    const ratio = s.width / Math.max(1, this.element.clientWidth);
+    const changes = {};
+    if (q.scroll) changes.scroll = q.scroll;
+    if (q.zoom && Math.abs(q.zoom - 1) > 1e-3) changes.zoom = Math.min(20, Math.max(0.06, q.zoom));
+    if (q.pan) changes.pan = { dx: q.pan[0] * ratio, dy: q.pan[1] * ratio };
+    if (q.rotate) changes.rotate = { dx: q.rotate[0], dy: q.rotate[1] };
+    if (q.window) {
+      const [wc, ww] = this.window(), k = Math.max(ww, 1) / 300;
+      const width = Math.max(1e-3, ww + q.window[0] * k);
+      const center = wc - q.window[1] * k;
+      changes.window = { center, width };
+      // Keep dragging from where this drag is, before the server's echo arrives.
+      this.state = { ...s, window_center: center, window_width: width };
+    }
+    if (Object.keys(changes).length) this.send(changes);
+  }
+}
+
+function fmt(v) {
+  return Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(2));
+}
