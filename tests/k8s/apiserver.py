@@ -27,6 +27,9 @@ RESOURCES = {
 }
 
 
+VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0", "platform": "linux/amd64"}
+
+
 def _api_version(group_path: str, version: str) -> str:
     return version if group_path == "api" else f"{group_path.removeprefix('apis/')}/{version}"
 
@@ -200,6 +203,9 @@ def _handler(api: FakeKubeApi):
 
         def do_GET(self) -> None:
             api.requests.append(("GET", self.path))
+            path = urlsplit(self.path).path
+            if path == "/version":  # public on real servers too
+                return self._send_json(200, VERSION)
             if not self._authorized():
                 return
             route = self._route()
