@@ -140,6 +140,11 @@ class StoredSlices:
         return self.dtype is np.int16
 
     def pixels(self, k: int) -> np.ndarray:
+        slope, intercept = self.slopes[k], self.intercepts[k]
+        plane = self.voxels[k]
+        if np.issubdtype(plane.dtype, np.integer) and slope == 1.0 and intercept == int(intercept):
+            # Integer HU with a whole intercept: exact integer arithmetic, no float pass.
+            return (plane.astype(np.int32) - int(intercept)).astype(self.dtype)
         values = (self.voxels[k].astype(np.float64) - self.intercepts[k]) / self.slopes[k]
         info = np.iinfo(self.dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(self.dtype)
