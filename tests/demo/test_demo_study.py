@@ -11,7 +11,7 @@ import pytest
 from demo_oracle import assert_same_voxels, dicom_files, read_series
 
 from voxcast.cli import main
-from voxcast.demo import suvbw_factor, write_demo_study
+from voxcast.demo import write_demo_study
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,6 @@ def test_pet_tags_make_suv_computable(study):
     assert float(ds.PatientWeight) == study.patient.weight_kg
     assert ds.SeriesTime == ds.AcquisitionTime == "093200"
     assert independent_suv_factor(ds) == pytest.approx(study.suv_per_bqml, rel=1e-9)
-    assert suvbw_factor(ds) == pytest.approx(study.suv_per_bqml, rel=1e-9)
 
 
 def test_pet_files_give_back_the_lesion_suvs(study):
@@ -100,36 +99,6 @@ def test_rewriting_is_allowed_but_mixing_is_refused(tmp_path):
     assert (tmp_path / "PT" / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="known: small, medium, large"):
         write_demo_study(tmp_path / "x", size="tiny")
-
-
-@pytest.mark.parametrize(
-    "changes, message",
-    [
-        ({"Units": "CNTS"}, "BQML"),
-        ({"DecayCorrection": "ADMIN"}, "START"),
-        ({"CorrectedImage": ["ATTN"]}, "DECY"),
-        ({"PatientWeight": None}, "PatientWeight"),
-        ({"RadiopharmaceuticalInformationSequence": None}, "RadiopharmaceuticalInformationSequence"),
-    ],
-)
-def test_suv_factor_says_what_is_missing(study, changes, message):
-    ds = pydicom.dcmread(study.pet_paths[0])
-    for keyword, value in changes.items():
-        if value is None:
-            delattr(ds, keyword)
-        else:
-            setattr(ds, keyword, value)
-    with pytest.raises(ValueError, match=message):
-        suvbw_factor(ds)
-
-
-def test_suv_factor_falls_back_to_the_start_time(study):
-    ds = pydicom.dcmread(study.pet_paths[0])
-    del ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartDateTime
-    assert suvbw_factor(ds) == pytest.approx(study.suv_per_bqml, rel=1e-9)
-    del ds.RadiopharmaceuticalInformationSequence[0].RadiopharmaceuticalStartTime
-    with pytest.raises(ValueError, match="StartTime"):
-        suvbw_factor(ds)
 
 
 def test_cli_prints_one_line_per_series(tmp_path, capsys):

@@ -18,7 +18,7 @@ from voxcast.demo.dicomwrite import (
     write_multiframe,
     write_volume_series,
 )
-from voxcast.demo.pet import Injection, suvbw_factor
+from voxcast.demo.pet import Injection, suvbw_per_bqml
 from voxcast.demo.phantom import SIZES, make_ct_phantom, make_pet_phantom
 from voxcast.demo.study import DemoStudy, write_demo_study
 
@@ -35,7 +35,7 @@ __all__ = [
     "make_pet_phantom",
     "register",
     "rotation_matrix",
-    "suvbw_factor",
+    "suvbw_per_bqml",
     "write_demo_study",
     "write_multiframe",
     "write_volume_series",

@@ -1,4 +1,5 @@
-"""PET tags and the SUVbw formula the demo data follows.
+"""PET tags and the SUVbw formula the demo data follows (the catalog's reader, voxcast.catalog.suv,
+computes the same factor back from the tags).
 
 SUVbw = C * W / D(t), where
 - C is the voxel's activity concentration in Bq/ml (stored value * RescaleSlope + RescaleIntercept, Units
@@ -102,37 +103,3 @@ def pet_attributes(injection: Injection, n_slices: int) -> Callable[[Dataset, in
         ds.RadiopharmaceuticalInformationSequence = DicomSequence([radiopharmaceutical_item(injection)])
 
     return add
-
-
-def suvbw_factor(ds: Dataset) -> float:
-    """The Bq/ml -> SUVbw factor from one PET instance's tags (the formula in this module's docstring).
-
-    Raises ValueError naming what is missing or unsupported.
-    """
-    if ds.get("Units", "") != "BQML":
-        raise ValueError(f"Units is {ds.get('Units')!r}, SUVbw needs BQML")
-    if ds.get("DecayCorrection", "") != "START":
-        raise ValueError(f"DecayCorrection is {ds.get('DecayCorrection')!r}, only START is supported")
-    corrected = set(ds.get("CorrectedImage", []) or [])
-    if not {"DECY", "ATTN"} <= corrected:
-        raise ValueError(f"CorrectedImage {sorted(corrected)} lacks DECY and ATTN")
-    weight = float(ds.get("PatientWeight") or 0)
-    if weight <= 0:
-        raise ValueError("PatientWeight is missing or zero")
-    info = ds.get("RadiopharmaceuticalInformationSequence")
-    if not info:
-        raise ValueError("RadiopharmaceuticalInformationSequence is missing")
-    item = info[0]
-    for keyword in ("RadionuclideTotalDose", "RadionuclideHalfLife"):
-        if not item.get(keyword):
-            raise ValueError(f"{keyword} is missing")
-    reference = series_datetime(ds.SeriesDate, ds.SeriesTime)
-    if item.get("RadiopharmaceuticalStartDateTime"):
-        start = parse_dt(item.RadiopharmaceuticalStartDateTime)
-    elif item.get("RadiopharmaceuticalStartTime"):
-        start = series_datetime(ds.SeriesDate, item.RadiopharmaceuticalStartTime)
-    else:
-        raise ValueError("RadiopharmaceuticalStartDateTime and RadiopharmaceuticalStartTime are missing")
-    dose = decayed_dose(float(item.RadionuclideTotalDose), float(item.RadionuclideHalfLife),
-                        (reference - start).total_seconds())  # fmt: skip
-    return weight * 1000.0 / dose
