@@ -142,3 +142,25 @@ def test_clear_error_outside_a_cluster(tmp_path, monkeypatch):
     broken.write_text("clusters: [}")
     with pytest.raises(KubernetesError, match="cannot use kubeconfig"):
         connect(str(broken))
+
+
+def test_inside_a_pod_the_service_account_is_used(tmp_path, monkeypatch):
+    from kubernetes.config import incluster_config
+
+    import voxcast.kube
+
+    token, cert, namespace = tmp_path / "token", tmp_path / "ca.crt", tmp_path / "namespace"
+    token.write_text("pod-token")
+    cert.write_text("not used before a request")
+    namespace.write_text("imaging\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(cert))
+    monkeypatch.setattr(voxcast.kube, "SERVICEACCOUNT_NAMESPACE", namespace)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    cluster = connect()
+    configuration = cluster.api_client.configuration
+    assert cluster.namespace == "imaging"
+    assert configuration.host == "https://10.96.0.1:443"
+    assert configuration.api_key["BearerToken"] == "Bearer pod-token"  # re-read as the token rotates
+    assert connect(namespace="other").namespace == "other"
