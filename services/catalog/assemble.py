@@ -222,7 +222,8 @@ def frames_of(ds: Dataset, source: int) -> list[Frame]:
                 pixel_spacing=None if spacing is None else (spacing[0], spacing[1]),
                 rows=rows,
                 columns=columns,
-                slope=_number(ds.get("RescaleSlope"), 1.0),
+                # RT Dose scales its stored values by DoseGridScaling instead of a rescale.
+                slope=_number(ds.get("RescaleSlope"), _number(ds.get("DoseGridScaling"), 1.0)),
                 intercept=_number(ds.get("RescaleIntercept"), 0.0),
             )
         )
@@ -389,6 +390,8 @@ def _choose_units(plan: Plan, datasets: list[Dataset]) -> None:
         return
     if modality == "CT":
         plan.units = "HU"
+    elif modality == "RTDOSE":
+        plan.units = str(first.get("DoseUnits", "")).upper()
     else:
         units = str(first.get("RescaleType", "") or "").strip().upper()
         plan.units = "" if units == "US" else units  # US = unspecified

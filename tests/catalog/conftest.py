@@ -28,6 +28,14 @@ def catalog():
 
 
 @pytest.fixture
+def src(tmp_path):
+    """A folder for input files, apart from VOXCAST_HOME (which also lives under tmp_path)."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
 def server(catalog):
     """A started catalog server on a free port and a client connected to it."""
     srv, port = create_server(get_settings(), 0, host="127.0.0.1", catalog=catalog)

@@ -81,14 +81,14 @@ def test_every_test_file_is_indexed_or_rejected_with_a_reason(catalog, testdata_
     assert sum(st.num_instances for st in catalog.search_studies(limit=1000)) == counts["indexed"]
 
 
-def test_truncated_and_non_dicom_files(catalog, tmp_path):
+def test_truncated_and_non_dicom_files(catalog, src):
     data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
-    (tmp_path / "cut_in_pixels.dcm").write_bytes(data[: len(data) - 5000])
-    (tmp_path / "cut_in_header.dcm").write_bytes(data[:800])
-    (tmp_path / "notes.txt").write_text("not an image")
-    (tmp_path / "empty.dcm").write_bytes(b"")
-    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 40)
-    results = {Path(r.path).name: r for r in catalog.ingest([tmp_path, tmp_path / "missing.dcm"])}
+    (src / "cut_in_pixels.dcm").write_bytes(data[: len(data) - 5000])
+    (src / "cut_in_header.dcm").write_bytes(data[:800])
+    (src / "notes.txt").write_text("not an image")
+    (src / "empty.dcm").write_bytes(b"")
+    (src / "random.bin").write_bytes(bytes(range(256)) * 40)
+    results = {Path(r.path).name: r for r in catalog.ingest([src, src / "missing.dcm"])}
     assert results["cut_in_pixels.dcm"].reason.startswith("truncated")
     assert results["cut_in_header.dcm"].reason.startswith("truncated")
     assert results["notes.txt"].reason.startswith("not DICOM")
@@ -98,13 +98,13 @@ def test_truncated_and_non_dicom_files(catalog, tmp_path):
     assert all(STATUS_NAMES[r.status] == "rejected" for r in results.values())
 
 
-def test_a_bad_file_does_not_abort_the_batch_and_reimport_is_a_duplicate(catalog, tmp_path):
-    good = tmp_path / "good.dcm"
+def test_a_bad_file_does_not_abort_the_batch_and_reimport_is_a_duplicate(catalog, src):
+    good = src / "good.dcm"
     shutil.copy(get_testdata_file("CT_small.dcm"), good)
-    (tmp_path / "bad.dcm").write_bytes(b"DICM" * 10)
-    first = list(catalog.ingest([tmp_path / "bad.dcm", good]))
+    (src / "bad.dcm").write_bytes(b"DICM" * 10)
+    first = list(catalog.ingest([src / "bad.dcm", good]))
     assert _statuses(first) == ["rejected", "indexed"]
-    second = list(catalog.ingest([good, tmp_path / "bad.dcm"]))
+    second = list(catalog.ingest([good, src / "bad.dcm"]))
     assert _statuses(second) == ["duplicate", "rejected"]
     assert result_json(second[0]) == {
         "path": str(good),
@@ -115,28 +115,28 @@ def test_a_bad_file_does_not_abort_the_batch_and_reimport_is_a_duplicate(catalog
     assert result_json(second[1])["reason"]
 
 
-def test_missing_uids_and_no_pixel_data(catalog, tmp_path):
+def test_missing_uids_and_no_pixel_data(catalog, src):
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     del ds.SeriesInstanceUID
-    ds.save_as(tmp_path / "no_series_uid.dcm")
+    ds.save_as(src / "no_series_uid.dcm")
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     del ds.PixelData
-    ds.save_as(tmp_path / "no_pixels.dcm")
-    results = {Path(r.path).name: r.reason for r in catalog.ingest([tmp_path])}
+    ds.save_as(src / "no_pixels.dcm")
+    results = {Path(r.path).name: r.reason for r in catalog.ingest([src])}
     assert results["no_series_uid.dcm"] == "missing UIDs: SeriesInstanceUID"
     assert results["no_pixels.dcm"] == "no pixel data (CT Image Storage)"
 
 
-def test_unsupported_transfer_syntax_is_rejected(catalog, tmp_path):
+def test_unsupported_transfer_syntax_is_rejected(catalog, src):
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML  # no decoder exists for video
     ds.PixelData = pydicom.encaps.encapsulate([b"\x00\x00\x01\xb3" + bytes(100)])
-    ds.save_as(tmp_path / "video.dcm", enforce_file_format=True)
-    (result,) = catalog.ingest([tmp_path / "video.dcm"])
+    ds.save_as(src / "video.dcm", enforce_file_format=True)
+    (result,) = catalog.ingest([src / "video.dcm"])
     assert result.reason.startswith("unsupported transfer syntax: MPEG2")
 
 
-def test_encapsulated_pdf_is_indexed_as_not_a_volume(catalog, tmp_path):
+def test_encapsulated_pdf_is_indexed_as_not_a_volume(catalog, src):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -148,16 +148,16 @@ def test_encapsulated_pdf_is_indexed_as_not_a_volume(catalog, tmp_path):
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality, ds.PatientID, ds.MIMETypeOfEncapsulatedDocument = "DOC", "P1", "application/pdf"
     ds.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
-    ds.save_as(tmp_path / "report.dcm", enforce_file_format=True)
-    (result,) = catalog.ingest([tmp_path / "report.dcm"])
+    ds.save_as(src / "report.dcm", enforce_file_format=True)
+    (result,) = catalog.ingest([src / "report.dcm"])
     assert STATUS_NAMES[result.status] == "indexed"
     series = catalog.get_series(result.series_uid)
     assert not series.is_volume and "PDF" in series.not_volume_reason
-    assert catalog.get_instance(result.sop_instance_uid) == (tmp_path / "report.dcm").read_bytes()
+    assert catalog.get_instance(result.sop_instance_uid) == (src / "report.dcm").read_bytes()
 
 
-def test_zip_entries_cannot_escape_and_are_each_reported(catalog, tmp_path):
-    archive = tmp_path / "upload.zip"
+def test_zip_entries_cannot_escape_and_are_each_reported(catalog, src):
+    archive = src / "upload.zip"
     ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("study/CT_small.dcm", ct)
@@ -174,13 +174,13 @@ def test_zip_entries_cannot_escape_and_are_each_reported(catalog, tmp_path):
     for name in ("../escape.dcm", "/abs/path.dcm", "study/../../up.dcm"):
         assert by_entry[name].reason.startswith("unsafe path in archive"), name
     assert by_entry["study/readme.txt"].reason.startswith("not DICOM")
-    assert not (tmp_path / "escape.dcm").exists() and not (tmp_path.parent / "escape.dcm").exists()
-    assert not (tmp_path / "up.dcm").exists()
+    assert not (src / "escape.dcm").exists() and not (src.parent / "escape.dcm").exists()
+    assert not (src / "up.dcm").exists()
 
 
-def test_zip_bomb_is_bounded(catalog, tmp_path, monkeypatch):
+def test_zip_bomb_is_bounded(catalog, src, monkeypatch):
     monkeypatch.setattr(sources, "MAX_ENTRY_BYTES", 4 * 1024 * 1024)
-    archive = tmp_path / "bomb.zip"
+    archive = src / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("zeros.dcm", bytes(16 * 1024 * 1024))
         z.writestr("ok.dcm", Path(get_testdata_file("CT_small.dcm")).read_bytes())
@@ -189,17 +189,17 @@ def test_zip_bomb_is_bounded(catalog, tmp_path, monkeypatch):
     assert STATUS_NAMES[results["ok.dcm"].status] == "indexed"
 
 
-def test_corrupt_zip_is_reported(catalog, tmp_path):
+def test_corrupt_zip_is_reported(catalog, src):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("a.dcm", b"x" * 1000)
-    (tmp_path / "broken.zip").write_bytes(buffer.getvalue()[:-30])
-    (result,) = catalog.ingest([tmp_path / "broken.zip"])
+    (src / "broken.zip").write_bytes(buffer.getvalue()[:-30])
+    (result,) = catalog.ingest([src / "broken.zip"])
     assert result.reason.startswith("corrupt: bad zip archive")
 
 
-def test_dicomdir_follows_referenced_files(catalog, tmp_path):
-    cd = tmp_path / "cd"
+def test_dicomdir_follows_referenced_files(catalog, src):
+    cd = src / "cd"
     shutil.copytree(Path(get_testdata_file("DICOMDIR")).parent, cd)
     results = list(catalog.ingest([cd / "DICOMDIR"]))
     ds = pydicom.dcmread(cd / "DICOMDIR")
@@ -213,8 +213,8 @@ def test_dicomdir_follows_referenced_files(catalog, tmp_path):
     assert len(walk) == sum(1 for p in cd.rglob("*") if p.is_file())
 
 
-def test_dicomdir_reference_to_a_missing_file(catalog, tmp_path):
-    cd = tmp_path / "cd"
+def test_dicomdir_reference_to_a_missing_file(catalog, src):
+    cd = src / "cd"
     shutil.copytree(Path(get_testdata_file("DICOMDIR")).parent, cd)
     victim = next(p for p in sorted((cd / "77654033" / "CR1").iterdir()))
     victim.unlink()
