@@ -162,5 +162,5 @@ def test_inside_a_pod_the_service_account_is_used(tmp_path, monkeypatch):
     configuration = cluster.api_client.configuration
     assert cluster.namespace == "imaging"
     assert configuration.host == "https://10.96.0.1:443"
-    assert configuration.api_key["BearerToken"] == "Bearer pod-token"  # re-read as the token rotates
+    assert configuration.api_key["BearerToken"].lower() == "bearer pod-token"  # re-read as the token rotates
     assert connect(namespace="other").namespace == "other"
