@@ -458,7 +458,8 @@ def _vec(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(3))
 
 
-def _check_grid(grid: RayGrid) -> None:
+def check_grid(grid: RayGrid) -> None:
+    """Refuse a ray grid no kernel can run (shared by the compiled backends)."""
     if grid.width < 1 or grid.height < 1 or grid.nsamples < 1:
         raise ValueError(
             f"ray grid needs width, height and nsamples >= 1, got {grid.width}x{grid.height}x{grid.nsamples}"
@@ -467,6 +468,16 @@ def _check_grid(grid: RayGrid) -> None:
         vec = np.asarray(getattr(grid, name), dtype=np.float64)
         if vec.shape != (3,) or not np.all(np.isfinite(vec)):
             raise ValueError(f"ray grid {name} must be 3 finite numbers, got {vec!r}")
+
+
+def check_lut(lut: TransferLUT) -> np.ndarray:
+    """The LUT's table as contiguous float32 (L, 4), or a clear error."""
+    table = np.ascontiguousarray(lut.table, dtype=np.float32)
+    if table.ndim != 2 or table.shape[1] != 4 or table.shape[0] < 1:
+        raise ValueError(f"LUT table must be (L, 4), got {table.shape}")
+    if not lut.hi > lut.lo:
+        raise ValueError(f"LUT range must have hi > lo, got [{lut.lo}, {lut.hi}]")
+    return table
 
 
 def _aligned_steps(grid: RayGrid):
@@ -515,7 +526,7 @@ class Backend:
     def project(self, handle: NumbaVolume, grid: RayGrid, reducer: Reducer) -> np.ndarray:
         if reducer not in _REDUCERS:
             raise ValueError(f"unknown reducer {reducer!r}; known: {', '.join(_REDUCERS)}")
-        _check_grid(grid)
+        check_grid(grid)
         mode = _REDUCERS[reducer]
         out = np.empty((grid.height, grid.width), dtype=np.float32)
         aligned = _aligned_steps(grid)
@@ -544,12 +555,8 @@ class Backend:
     def composite(
         self, handle: NumbaVolume, grid: RayGrid, lut: TransferLUT, shading: Shading | None
     ) -> np.ndarray:
-        _check_grid(grid)
-        table = np.ascontiguousarray(lut.table, dtype=np.float32)
-        if table.ndim != 2 or table.shape[1] != 4 or table.shape[0] < 1:
-            raise ValueError(f"LUT table must be (L, 4), got {table.shape}")
-        if not lut.hi > lut.lo:
-            raise ValueError(f"LUT range must have hi > lo, got [{lut.lo}, {lut.hi}]")
+        check_grid(grid)
+        table = check_lut(lut)
         last = table.shape[0] - 1
         scale = last / (float(lut.hi) - float(lut.lo))
         alpha_count = np.cumsum(table[:, 3] > 0).astype(np.int64)

@@ -1,0 +1,237 @@
+"""CuPy backend: the GPU path. The volume is uploaded once by `prepare` and stays on the device; the
+CUDA kernels live in ../kernels/*.cu and are compiled at first use by NVRTC (cupy.RawModule, cached
+by CuPy on disk), instantiated for int16 and float32 voxels through name expressions.
+
+Which sampler each kernel uses (see kernels/sampling.cuh):
+- project (MPR, slab, MIP/MinIP/AvgIP): the exact float trilinear sampler on the voxels in global
+  memory. A filtered texture's weights carry only 8 fractional bits, an error up to 1/512 of the
+  difference between neighbours (several HU across a bone edge), too much for diagnostic values.
+- composite (VR): the value looked up in the LUT through the float 3D texture with hardware
+  trilinear filtering; the six gradient samples of shading through the exact sampler (a normal is a
+  difference of close samples, whose direction the weight rounding would swing in flat, noisy
+  regions). The output is colour for the eye; the GPU tests bound its difference to the reference
+  within a few display levels and measure the texture sampler against the exact one.
+
+cupy is imported lazily: this module imports, and reports itself unavailable, without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from ..rays import ERT_ALPHA, INSIDE_TOL, RayGrid, Reducer, Shading, TransferLUT
+from .numba_backend import check_grid, check_lut
+
+KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
+KERNEL_FILES = ("project.cu", "composite.cu")
+_REDUCERS = {"max": 0, "min": 1, "mean": 2}
+_CTYPES = {np.dtype(np.int16): "short", np.dtype(np.float32): "float"}
+BLOCK_2D = (16, 16, 1)
+
+
+def _import_cupy():
+    import cupy
+
+    return cupy
+
+
+def missing() -> str:
+    """Why the backend cannot run here ('' when it can)."""
+    try:
+        cupy = _import_cupy()
+    except Exception as exc:  # ImportError, or a CUDA library that fails to load
+        return f"cupy is not importable ({type(exc).__name__}: {exc}); install the 'gpu' extra"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device"
+    except Exception as exc:  # the driver or runtime answers with an error
+        return f"no CUDA device answers ({type(exc).__name__}: {exc})"
+    return ""
+
+
+def is_available() -> bool:
+    return missing() == ""
+
+
+def kernel_source(name: str) -> str:
+    return (KERNEL_DIR / name).read_text()
+
+
+def compile_options() -> tuple[str, ...]:
+    """NVRTC options: the contract's constants, the include path, and a digest of the shared header
+    (CuPy's compile cache keys on the source and options only, so an edited header must change them)."""
+    header = (KERNEL_DIR / "sampling.cuh").read_bytes()
+    return (
+        "-std=c++17",
+        f"--include-path={KERNEL_DIR}",
+        f"-DVX_INSIDE_TOL={INSIDE_TOL!r}",
+        f"-DVX_ERT_ALPHA={ERT_ALPHA!r}",
+        f"-DVX_HEADER_DIGEST=0x{hashlib.sha256(header).hexdigest()[:12]}",
+    )
+
+
+NAME_EXPRESSIONS = {
+    "project.cu": (
+        "project_rays<short>",
+        "project_rays<float>",
+        "sample_points<short>",
+        "sample_points<float>",
+    ),
+    "composite.cu": tuple(f"composite_rays<{t}, {s}>" for t in ("short", "float") for s in ("false", "true")),
+}
+
+
+@cache
+def _module(name: str):
+    cupy = _import_cupy()
+    return cupy.RawModule(
+        code=kernel_source(name), options=compile_options(), name_expressions=NAME_EXPRESSIONS[name]
+    )
+
+
+def _kernel(file: str, expression: str):
+    return _module(file).get_function(expression)
+
+
+@dataclass(eq=False)
+class CupyVolume:
+    """Device-resident voxels (int16 or float32) and a float32 3D texture of them for filtered sampling."""
+
+    voxels: object  # cupy.ndarray [slice, row, column]
+    array: object  # cupy.cuda.texture.CUDAarray, kept alive for the texture
+    texture: object  # cupy.cuda.texture.TextureObject
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.voxels.shape)  # type: ignore[return-value]
+
+    @property
+    def ctype(self) -> str:
+        return _CTYPES[np.dtype(self.voxels.dtype)]
+
+
+def _make_texture(cupy, voxels):
+    from cupy.cuda import runtime, texture
+
+    nz, ny, nx = voxels.shape
+    channel = texture.ChannelFormatDescriptor(32, 0, 0, 0, runtime.cudaChannelFormatKindFloat)
+    array = texture.CUDAarray(channel, nx, ny, nz)
+    array.copy_from(cupy.ascontiguousarray(voxels, dtype=cupy.float32))
+    resource = texture.ResourceDescriptor(runtime.cudaResourceTypeArray, cuArr=array)
+    sampler = texture.TextureDescriptor(
+        (runtime.cudaAddressModeClamp,) * 3,
+        runtime.cudaFilterModeLinear,
+        runtime.cudaReadModeElementType,
+        normalizedCoords=0,
+    )
+    return array, texture.TextureObject(resource, sampler)
+
+
+def _grid_params(cupy, grid: RayGrid):
+    check_grid(grid)
+    values = np.concatenate(
+        [np.asarray(getattr(grid, n), dtype=np.float64).reshape(3) for n in ("origin", "du", "dv", "dk")]
+    )
+    return cupy.asarray(values)
+
+
+def _launch_2d(grid: RayGrid) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    bx, by, _ = BLOCK_2D
+    return ((grid.width + bx - 1) // bx, (grid.height + by - 1) // by, 1), BLOCK_2D
+
+
+class Backend:
+    name = "cupy"
+
+    def __init__(self) -> None:
+        self._cupy = _import_cupy()
+
+    def prepare(self, voxels: np.ndarray) -> CupyVolume:
+        cupy = self._cupy
+        voxels = np.asarray(voxels)
+        if voxels.ndim != 3:
+            raise ValueError(f"voxels must be 3-D [slice, row, column], got shape {voxels.shape}")
+        if voxels.size == 0:
+            raise ValueError("voxels are empty")
+        if voxels.dtype.kind not in "biuf":
+            raise TypeError(f"voxels must be numeric, got {voxels.dtype}")
+        if voxels.dtype not in _CTYPES:
+            voxels = voxels.astype(np.float32)
+        device = cupy.asarray(np.ascontiguousarray(voxels))
+        array, texture = _make_texture(cupy, device)
+        return CupyVolume(device, array, texture)
+
+    def project(self, handle: CupyVolume, grid: RayGrid, reducer: Reducer) -> np.ndarray:
+        if reducer not in _REDUCERS:
+            raise ValueError(f"unknown reducer {reducer!r}; known: {', '.join(_REDUCERS)}")
+        cupy = self._cupy
+        params = _grid_params(cupy, grid)
+        out = cupy.empty((grid.height, grid.width), dtype=cupy.float32)
+        nz, ny, nx = handle.shape
+        blocks, threads = _launch_2d(grid)
+        kernel = _kernel("project.cu", f"project_rays<{handle.ctype}>")
+        i32 = np.int32
+        kernel(
+            blocks,
+            threads,
+            (handle.voxels, i32(nz), i32(ny), i32(nx), params, i32(grid.width), i32(grid.height),
+             i32(grid.nsamples), i32(_REDUCERS[reducer]), out),
+        )  # fmt: skip
+        return cupy.asnumpy(out)
+
+    def composite(
+        self, handle: CupyVolume, grid: RayGrid, lut: TransferLUT, shading: Shading | None
+    ) -> np.ndarray:
+        cupy = self._cupy
+        table = check_lut(lut)
+        params = _grid_params(cupy, grid)
+        if shading is None:
+            lighting = np.zeros(16)
+        else:
+            lighting = np.concatenate(
+                [
+                    np.asarray(shading.gradient_matrix, dtype=np.float64).reshape(9),
+                    np.asarray(shading.light, dtype=np.float64).reshape(3),
+                    [shading.ambient, shading.diffuse, shading.specular, shading.shininess],
+                ]
+            )
+        scale = (table.shape[0] - 1) / (float(lut.hi) - float(lut.lo))
+        out = cupy.empty((grid.height, grid.width, 4), dtype=cupy.float32)
+        nz, ny, nx = handle.shape
+        blocks, threads = _launch_2d(grid)
+        shade = "true" if shading is not None else "false"
+        kernel = _kernel("composite.cu", f"composite_rays<{handle.ctype}, {shade}>")
+        i32, f32 = np.int32, np.float32
+        kernel(
+            blocks,
+            threads,
+            (handle.voxels, handle.texture, i32(nz), i32(ny), i32(nx), params, i32(grid.width),
+             i32(grid.height), i32(grid.nsamples), cupy.asarray(table), i32(table.shape[0]), f32(lut.lo),
+             f32(scale), cupy.asarray(lighting), out),
+        )  # fmt: skip
+        return cupy.asnumpy(out)
+
+    def sample(self, handle: CupyVolume, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values at index-space points (N, 3) through the exact float sampler and through the
+        filtered texture: the measure of the texture's precision on this volume."""
+        cupy = self._cupy
+        points = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        n = len(points)
+        exact = cupy.empty(n, dtype=cupy.float32)
+        filtered = cupy.empty(n, dtype=cupy.float32)
+        if n:
+            nz, ny, nx = handle.shape
+            kernel = _kernel("project.cu", f"sample_points<{handle.ctype}>")
+            i32 = np.int32
+            kernel(
+                ((n + 255) // 256,),
+                (256,),
+                (handle.voxels, handle.texture, i32(nz), i32(ny), i32(nx), cupy.asarray(points), i32(n),
+                 exact, filtered),
+            )  # fmt: skip
+        return cupy.asnumpy(exact), cupy.asnumpy(filtered)

@@ -1,0 +1,92 @@
+// Direct volume rendering of the contract (rays.py): front-to-back compositing of premultiplied
+// colour, LUT lookup with linear interpolation, optional headlight gradient shading, early ray
+// termination at VX_ERT_ALPHA. One thread per pixel.
+//
+// The value looked up in the LUT comes from the filtered 3D texture (hardware trilinear): it feeds
+// colour for the eye, and the texture's 8-bit weight fraction moves it by far less than a display
+// level (checked by the GPU tests). The six gradient samples use the exact float sampler: a normal
+// is a difference of nearby samples, whose direction the weight rounding would swing in flat,
+// noisy regions. Samples whose LUT alpha is 0 add nothing and get no gradient (empty-space
+// skipping per sample).
+#include "sampling.cuh"
+
+// Lighting, as 16 doubles: the gradient matrix (9, row-major: index-space gradient -> world normal),
+// the light (3, unit, world, towards the viewer), ambient, diffuse, specular, shininess.
+#define VX_LIGHTING_DOUBLES 16
+
+__device__ __forceinline__ void vx_lut(const float* __restrict__ table, int size, float lo, float scale,
+                                       float x, float rgba[4]) {
+    const float last = (float)(size - 1);
+    const float t = fminf(fmaxf((x - lo) * scale, 0.0f), last);
+    const int i = (int)t;
+    const int j = min(i + 1, size - 1);
+    const float f = t - i;
+    for (int c = 0; c < 4; ++c) {
+        const float a = __ldg(table + 4 * i + c), b = __ldg(table + 4 * j + c);
+        rgba[c] = fmaf(f, b - a, a);
+    }
+}
+
+template <typename T, bool SHADE>
+__global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t tex, int nz, int ny, int nx, const double* __restrict__ grid, int width,
+                               int height, int nsamples, const float* __restrict__ table, int size, float lo,
+                               float scale, const double* __restrict__ lighting, float* __restrict__ out) {
+    const int u = blockIdx.x * blockDim.x + threadIdx.x;
+    const int v = blockIdx.y * blockDim.y + threadIdx.y;
+    if (u >= width || v >= height) return;
+    double c[3], d[3];
+    vx_ray_start(grid, v, u, c, d);
+    int k0, k1;
+    vx_ray_range(c, d, nz, ny, nx, nsamples, k0, k1);
+    const double* m = lighting;
+    const double* light = lighting + 9;
+    const float ambient = (float)lighting[12], diffuse = (float)lighting[13];
+    const float specular = (float)lighting[14], shininess = (float)lighting[15];
+    float cr = 0.0f, cg = 0.0f, cb = 0.0f, ca = 0.0f;
+    for (int k = k0; k <= k1; ++k) {
+        const double z = c[0] + k * d[0], y = c[1] + k * d[1], x = c[2] + k * d[2];
+        if (!vx_inside(z, y, x, nz, ny, nx)) continue;
+        float rgba[4];
+        vx_lut(table, size, lo, scale, vx_texture(tex, nz, ny, nx, z, y, x), rgba);
+        if (rgba[3] <= 0.0f) continue;
+        float r = rgba[0], gg = rgba[1], b = rgba[2];
+        if (SHADE) {
+            // The sampler clamps p +- e_a to the volume, as the contract says (no inside test).
+            const float gz = 0.5f * (vx_trilinear(vol, nz, ny, nx, z + 1.0, y, x) - vx_trilinear(vol, nz, ny, nx, z - 1.0, y, x));
+            const float gy = 0.5f * (vx_trilinear(vol, nz, ny, nx, z, y + 1.0, x) - vx_trilinear(vol, nz, ny, nx, z, y - 1.0, x));
+            const float gx = 0.5f * (vx_trilinear(vol, nz, ny, nx, z, y, x + 1.0) - vx_trilinear(vol, nz, ny, nx, z, y, x - 1.0));
+            const double n0 = m[0] * gz + m[1] * gy + m[2] * gx;
+            const double n1 = m[3] * gz + m[4] * gy + m[5] * gx;
+            const double n2 = m[6] * gz + m[7] * gy + m[8] * gx;
+            const double norm = sqrt(n0 * n0 + n1 * n1 + n2 * n2);
+            if (norm < 1e-6) {
+                const float mul = ambient + diffuse;
+                r *= mul; gg *= mul; b *= mul;
+            } else {
+                const float d = (float)(fabs(n0 * light[0] + n1 * light[1] + n2 * light[2]) / norm);
+                const float mul = ambient + diffuse * d;
+                const float spec = specular * powf(d, shininess);
+                r = fminf(fmaf(r, mul, spec), 1.0f);
+                gg = fminf(fmaf(gg, mul, spec), 1.0f);
+                b = fminf(fmaf(b, mul, spec), 1.0f);
+            }
+        }
+        const float w = (1.0f - ca) * rgba[3];
+        cr = fmaf(w, r, cr);
+        cg = fmaf(w, gg, cg);
+        cb = fmaf(w, b, cb);
+        ca += w;
+        if (ca >= VX_ERT_ALPHA) break;
+    }
+    float4* o = reinterpret_cast<float4*>(out) + (long long)v * width + u;
+    *o = make_float4(cr, cg, cb, ca);
+}
+
+#define VX_COMPOSITE(T, SHADE)                                                                          \
+    template __global__ void composite_rays<T, SHADE>(const T*, cudaTextureObject_t, int, int, int, const double*, \
+                                                      int, int, int, const float*, int, float, float, const double*,  \
+                                                      float*);
+VX_COMPOSITE(short, false)
+VX_COMPOSITE(short, true)
+VX_COMPOSITE(float, false)
+VX_COMPOSITE(float, true)
