@@ -3,7 +3,7 @@
 The anatomy is a list of simple shapes (ellipses, ellipsoids, tubes, bands) painted in order, later
 ones over earlier ones, each with a CT value (HU) and a PET uptake (SUVbw). Sampling is done one axial
 slice at a time with NumPy, painting each shape only inside its bounding window, so a 512x512x400 CT
-is made in seconds and never needs more than its int16 voxels plus one float slice.
+is made in seconds and needs little more memory than its int16 voxels.
 
 World frame: x to the patient's left, y to the posterior, z to the head; the body axis is x = y = 0,
 the volumes are centred on it. Slice index k grows with z (slice 0 is the most inferior).
