@@ -75,7 +75,8 @@ class VolumeBox:
 
     @property
     def center(self) -> np.ndarray:
-        return self.to_world((np.array(self.shape, dtype=float) - 1) / 2)
+        # On a voxel, not between two: the first view shows a real slice.
+        return self.to_world(np.floor((np.array(self.shape, dtype=float) - 1) / 2))
 
     def extent_along(self, direction: np.ndarray) -> tuple[float, float]:
         proj = self.corners @ direction

@@ -1,0 +1,188 @@
+"""The /ws protocol against real catalog and render services (docs/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import websockets
+from voxcast.gateway.errors import WS_1003_UNSUPPORTED_DATA, WS_4401_UNAUTHORIZED
+
+from .conftest import Viewer, image_size, ws_connect
+
+pytestmark = pytest.mark.slow
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def open_viewer(stack, user="doctor") -> tuple[Viewer, object]:
+    ws = await ws_connect(stack, stack.tokens[user]).__aenter__()
+    viewer = Viewer(ws)
+    ready = await viewer.event("ready")
+    assert ready["protocol"] == 1
+    return viewer, ws
+
+
+def test_ladder_arrives_with_headers(stack):
+    async def go():
+        async with ws_connect(stack, stack.tokens["doctor"]) as ws:
+            viewer = Viewer(ws)
+            await viewer.event("ready")
+            await viewer.send(
+                type="open", viewport="ax", series_uid=stack.study.ct_series_uid, size=[200, 160]
+            )
+            opened = await viewer.event("opened")
+            assert opened["series"]["modality"] == "CT"
+            assert opened["state"]["width"] == 200 and opened["state"]["height"] == 160
+            header, data = await viewer.frame_where(lambda h: h["rung"] == "lossless")
+            rungs = [h["rung"] for h, _ in viewer.frames]
+            # The ladder in order, each rung once, ending lossless at full size.
+            assert rungs == sorted(set(rungs), key=["preview", "full", "lossless"].index)
+            assert rungs[-1] == "lossless" and "full" in rungs
+            assert header["encoding"] == "png" and image_size(data) == (200, 160)
+            assert header["labels"] == {"top": "A", "bottom": "P", "left": "R", "right": "L"}
+            assert header["viewport"] == "ax" and header["version"] == opened["state"]["version"]
+            assert {"render_ms", "encode_ms", "latency_ms"} <= set(header["timings"])
+            sequences = [h["sequence"] for h, _ in viewer.frames]
+            assert sequences == sorted(sequences)
+
+    run(go())
+
+
+def test_latest_wins_under_a_burst(stack):
+    async def go():
+        async with ws_connect(stack, stack.tokens["doctor"]) as ws:
+            viewer = Viewer(ws)
+            await viewer.event("ready")
+            await viewer.send(
+                type="open", viewport="ax", series_uid=stack.study.ct_series_uid, size=[128, 128]
+            )
+            opened = await viewer.event("opened")
+            await viewer.frame_where(lambda h: h["rung"] == "lossless")
+            first = opened["state"]["version"]
+            viewer.frames.clear()
+            for i in range(50):
+                await viewer.send(type="view", viewport="ax", window={"center": 40 + i, "width": 400})
+            final = first + 50
+            header, _ = await viewer.frame_where(lambda h: h["version"] == final and h["rung"] == "lossless")
+            versions = [h["version"] for h, _ in viewer.frames]
+            assert versions == sorted(versions), "an older view arrived after a newer one"
+            # Stale states were dropped: far fewer views were rendered than requested.
+            assert len(set(versions)) < 50
+            states = [e for e in viewer.events if e["type"] == "state"]
+            assert states[-1]["state"]["version"] == final
+            assert states[-1]["state"]["window_center"] == 89
+
+    run(go())
+
+
+def test_bad_messages_get_errors_and_the_connection_stays_up(stack):
+    async def go():
+        async with ws_connect(stack, stack.tokens["doctor"]) as ws:
+            viewer = Viewer(ws)
+            await viewer.event("ready")
+            await ws.send("this is not json")
+            assert (await viewer.event("error"))["code"] == "invalid_argument"
+            await viewer.send(type="teleport")
+            assert (await viewer.event("error"))["field"] == "type"
+            await viewer.send(type="view", viewport="nope", scroll=1)
+            error = await viewer.event("error")
+            assert (error["code"], error["field"]) == ("not_found", "viewport")
+            await viewer.send(type="open", viewport="ax", series_uid=stack.study.ct_series_uid, size=[64, 64])
+            await viewer.event("opened")
+            cases = [
+                ({"zoom": 0}, "zoom"),
+                ({"window": {"center": 40, "width": -5}}, "window.width"),
+                ({"mode": "xray"}, "mode"),
+                ({"fusion_opacity": 2}, "fusion_opacity"),
+                ({"size": [1, 99999]}, "size.0"),
+                ({"scroll": "up"}, "scroll"),
+                ({"colour": "red"}, "colour"),
+            ]
+            for changes, field in cases:
+                await viewer.send(type="view", viewport="ax", **changes)
+                error = await viewer.event("error")
+                assert error["field"] == field, (changes, error)
+                assert error["viewport"] == "ax"
+            await viewer.send(type="open", viewport="b", series_uid="1.2.3.4")
+            error = await viewer.event("error")
+            assert (error["code"], error["field"]) == ("not_found", "series_uid")
+            # A preset the render service does not know: its INVALID_ARGUMENT comes back as an event.
+            await viewer.send(type="view", viewport="ax", preset="no-such-preset")
+            error = await viewer.event("error")
+            assert error["code"] == "invalid_argument" and "preset" in error["message"]
+            # Still alive: a good change renders.
+            await viewer.send(type="view", viewport="ax", preset="lung")
+            header, _ = await viewer.frame_where(lambda h: h["rung"] == "lossless")
+            await viewer.send(type="ping", id=7)
+            assert (await viewer.event("pong"))["id"] == 7
+            await viewer.send(type="close", viewport="ax")
+            assert (await viewer.event("closed"))["viewport"] == "ax"
+
+    run(go())
+
+
+def test_binary_client_message_is_a_protocol_violation(stack):
+    async def go():
+        async with ws_connect(stack, stack.tokens["doctor"]) as ws:
+            await Viewer(ws).event("ready")
+            await ws.send(b"\x00\x01")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd.code == WS_1003_UNSUPPORTED_DATA
+
+    run(go())
+
+
+@pytest.mark.parametrize("token", [None, "not-a-token"])
+def test_no_or_bad_token_is_rejected(stack, token):
+    async def go():
+        async with ws_connect(stack, token) as ws:
+            if token is None:
+                await ws.send('{"type": "open", "viewport": "a", "series_uid": "1.2"}')
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd.code == WS_4401_UNAUTHORIZED
+
+    run(go())
+
+
+def test_token_in_first_message(stack):
+    async def go():
+        async with ws_connect(stack) as ws:
+            viewer = Viewer(ws)
+            await viewer.send(type="auth", token=stack.tokens["admin"])
+            ready = await viewer.event("ready")
+            assert ready["user"]["role"] == "admin"
+
+    run(go())
+
+
+def test_share_link_opens_only_its_study(stack):
+    with stack.client("doctor") as client:
+        link = client.post(
+            "/api/shares", json={"study_uid": stack.study.study_uid, "expires_minutes": 30}
+        ).json()
+    with httpx.Client(base_url=stack.url) as anonymous:
+        guest = anonymous.post(f"/api/shares/{link['token']}/open", json={}).json()["access_token"]
+
+    async def go():
+        async with ws_connect(stack, guest) as ws:
+            viewer = Viewer(ws)
+            ready = await viewer.event("ready")
+            assert ready["user"] == {
+                "name": f"share:{link['id']}",
+                "role": "guest",
+                "study_uid": stack.study.study_uid,
+            }
+            await viewer.send(type="open", viewport="x", series_uid=stack.other_study.ct_series_uid)
+            error = await viewer.event("error")
+            assert (error["code"], error["field"]) == ("forbidden", "series_uid")
+            await viewer.send(type="open", viewport="a", series_uid=stack.study.ct_series_uid, size=[64, 64])
+            await viewer.event("opened")
+            await viewer.frame_where(lambda h: h["viewport"] == "a")
+
+    run(go())
