@@ -189,6 +189,13 @@ def test_multiframe_enhanced_ct(tmp_path, frame_order):
     assert_same_voxels(volume, read)
 
 
+def test_multiframe_compressed(tmp_path):
+    volume = hu_volume(shape=(4, 32, 32))
+    path = write_multiframe(volume, tmp_path / "mf.dcm", transfer_syntax=RLELossless, rescale=(1.0, -1024.0))
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == RLELossless
+    assert_same_voxels(volume, read_multiframe(path))
+
+
 def test_multiframe_float_values_share_one_slope(tmp_path):
     voxels = np.linspace(0, 5000, 4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
     volume = Volume.from_geometry(voxels, (0, 0, 0), (2, 1, 1), AXIAL)
