@@ -42,7 +42,7 @@ def _run(args) -> int:
     start = time.perf_counter()
     try:
         study = write_demo_study(args.out, size=args.size, seed=args.seed)
-    except (FileExistsError, NotADirectoryError) as exc:
+    except OSError as exc:  # an occupied, unwritable or misnamed --out: one line, no traceback
         raise VoxcastCliError(str(exc)) from exc
     elapsed = time.perf_counter() - start
     summary = study.summary()
