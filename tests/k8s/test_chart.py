@@ -3,6 +3,7 @@ and check what matters for running voxcast (GPU scheduling, probes, scaling, iso
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -431,3 +432,35 @@ def test_notes_say_how_to_reach_the_viewer(helm, tmp_path, args, expected):
     assert expected in notes
     assert "voxcast ops status --namespace imaging --release viewer" in notes
     assert "helm test viewer -n imaging" in notes
+
+
+def test_every_values_key_is_documented():
+    """Each key of values.yaml has a comment right above it, except the contents of a documented
+    block described as a whole (a probe, resources, annotations: none of its keys has a comment)."""
+    keys = []  # (line number, indent, text, documented, parent index)
+    stack: list[int] = []
+    previous = ""
+    for number, line in enumerate((CHART / "values.yaml").read_text().splitlines(), 1):
+        stripped = line.strip()
+        match = re.match(r"^(\s*)([\w./-]+):", line)
+        if match and not stripped.startswith("#"):
+            indent = len(match.group(1))
+            while stack and keys[stack[-1]][1] >= indent:
+                stack.pop()
+            keys.append((number, indent, stripped, previous.startswith("#"), stack[-1] if stack else None))
+            stack.append(len(keys) - 1)
+        if stripped:
+            previous = stripped
+
+    def free_form(index) -> bool:
+        children = [k for k in keys if k[4] == index]
+        return keys[index][3] and not any(child[3] for child in children)
+
+    def covered(index) -> bool:
+        parent = keys[index][4]
+        return parent is not None and (free_form(parent) or covered(parent))
+
+    undocumented = [
+        f"{n}: {text}" for i, (n, _, text, doc, _) in enumerate(keys) if not doc and not covered(i)
+    ]
+    assert not undocumented, "undocumented values:\n" + "\n".join(undocumented)
