@@ -1,0 +1,136 @@
+"""End to end in a real browser: `voxcast up --demo` on a free port, Debian's Chromium driven by
+Playwright (never `playwright install`): sign in, open the demo CT, see rendered pixels, scroll."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+]
+
+
+def _chromium() -> Path:
+    """Debian's chromium, installed here when missing and allowed (CI runs scripts/system-deps.sh)."""
+    if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, timeout=900)
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def stack_up(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxcast.cli", "up", "--demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "up.log", "w"),  # noqa: SIM115
+        text=True,
+        env={**os.environ, "VOXCAST_HOME": str(tmp_path / "home")},
+    )
+    try:
+        password = None
+        for line in process.stdout:
+            found = re.search(r"first admin: username (\S+)\s+password (\S+)", line)
+            if found:
+                password = found.group(2)
+                break
+        assert password, "voxcast up printed no first admin: " + (tmp_path / "up.log").read_text()[-2000:]
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/api/health", timeout=2).json()["status"] == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the gateway did not come up"
+            time.sleep(0.3)
+        yield url, password
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+PIXEL_STATS = """(el) => {
+  const c = el.querySelector('canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let sum = 0, sq = 0, n = 0, h = 0;
+  for (let i = 0; i < d.length; i += 4) { const v = d[i] + d[i + 1] + d[i + 2]; sum += v; sq += v * v; n++;
+    h = (h * 31 + v) >>> 0; }
+  const mean = sum / n;
+  return { std: Math.sqrt(sq / n - mean * mean), hash: h, width: c.width };
+}"""
+
+
+def test_viewer_in_chromium(stack_up):
+    from playwright.sync_api import sync_playwright
+
+    url, password = stack_up
+    executable = _chromium()
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(executable), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(url + "/")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.click("tr[data-study]")
+        page.click(".series-card[data-modality=CT]")
+        for vp in ("ax", "co", "sa", "3d"):
+            page.wait_for_selector(f".viewport[data-viewport='{vp}'][data-rung]", timeout=120_000)
+        page.wait_for_selector(".viewport[data-viewport=ax][data-rung=lossless]", timeout=120_000)
+        for vp in ("ax", "co", "sa", "3d"):
+            stats = page.eval_on_selector(f".viewport[data-viewport='{vp}']", PIXEL_STATS)
+            assert stats["std"] > 5, f"viewport {vp} looks blank: {stats}"
+        axial = page.locator(".viewport[data-viewport=ax]")
+        before_text = axial.locator(".info-bl").text_content()
+        before = page.eval_on_selector(".viewport[data-viewport=ax]", PIXEL_STATS)
+        version = int(axial.get_attribute("data-version"))
+        box = axial.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(4):
+            page.mouse.wheel(0, 120)
+            page.wait_for_timeout(50)
+        page.wait_for_function(
+            f"""() => {{ const e = document.querySelector('.viewport[data-viewport=ax]');
+                return +e.dataset.version > {version} && e.dataset.rung === 'lossless'; }}""",
+            timeout=60_000,
+        )
+        after_text = axial.locator(".info-bl").text_content()
+        after = page.eval_on_selector(".viewport[data-viewport=ax]", PIXEL_STATS)
+        assert before_text != after_text, (before_text, after_text)
+        assert after["hash"] != before["hash"], "the axial image did not change when scrolling"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "viewer-chromium.png"))
+        browser.close()
+    assert problems == [], problems
