@@ -37,17 +37,18 @@ def register(commands, serve_commands) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def _open(address: str | None):
+def _open(address: str | None, timeout: float = 10.0):
     """The local catalog, or a client of a remote one: both offer the same methods."""
     if address:
         from .client import CatalogClient
 
         client = CatalogClient(address)
         try:
-            client.wait_ready(timeout=10)
+            client.wait_ready(timeout=timeout)
         except grpc.FutureTimeoutError:
             from voxcast.cli import VoxcastCliError
 
+            client.close()
             raise VoxcastCliError(f"no catalog service answers at {address}") from None
         return client
     from .catalog import Catalog

@@ -27,6 +27,7 @@ UPLOAD_CHUNK_BYTES = 1024 * 1024
 class CatalogClient:
     def __init__(self, target: str | grpc.Channel, *, timeout: float | None = None):
         """`target` is "host:port" (a channel is opened and owned) or an existing channel."""
+        self.target = target if isinstance(target, str) else ""
         if isinstance(target, str):
             self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
             self._owns_channel = True

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -34,6 +35,7 @@ class Base(DeclarativeBase):
 
 class PatientRow(Base):
     __tablename__ = "patient"
+    __table_args__ = (UniqueConstraint("patient_id", "patient_name"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
     patient_name: Mapped[str] = mapped_column(String(256), index=True)

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from glob import glob
@@ -92,7 +93,8 @@ def _start_cluster(tmp: Path):
         if runuser is None:
             pytest.skip("running as root without runuser: cannot start a PostgreSQL cluster")
         as_user = [runuser, "-u", "postgres", "--"]
-        tmp.mkdir(parents=True, exist_ok=True)
+        # pytest's temp dirs are private to root: the postgres user needs a folder it can reach.
+        tmp = Path(tempfile.mkdtemp(prefix="voxcast-pg-"))
         shutil.chown(tmp, "postgres")
     data = tmp / "pgdata"
     port = _free_port()
@@ -107,6 +109,8 @@ def _start_cluster(tmp: Path):
     def stop():
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)  # fmt: skip
+        if as_user:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     return f"127.0.0.1:{port}", stop
 
