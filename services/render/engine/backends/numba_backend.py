@@ -5,10 +5,11 @@ in tests); everything here only makes them faster without changing the result:
 
 - per-ray clipping: the k range where a ray is inside the volume box is solved analytically, widened
   by one sample at each end, and every visited sample still takes the contract's inside test;
-- block min/max (blocks of BLOCK^3 voxels with a one-voxel apron, since a trilinear sample also reads
-  its upper neighbours) built once in `prepare`. MIP skips a block whose max cannot beat the current
-  max (MinIP: whose min cannot beat the current min) - exact, because a trilinear value lies between
-  the values it mixes. Each ray first samples the depth where the previous pixel of its row found its
+- block min/max (blocks of BLOCK^3 voxels with an apron: one voxel below, two above, since a
+  trilinear sample reads its upper neighbours and rounding may put a sample on a block's far face)
+  built once in `prepare`. Rays walk the blocks with a 3-D DDA (one step per block, not per
+  sample). MIP skips a block whose max cannot beat the current max (MinIP: whose min cannot
+  beat the current min) - exact, because a trilinear value lies between the values it mixes. Each ray first samples the depth where the previous pixel of its row found its
   extreme, so skipping starts with a good bound;
 - compositing skips blocks whose value range maps to zero alpha in the request's LUT, skips samples
   of zero alpha (no gradient is computed for them) and stops at ERT_ALPHA, all part of the contract;
@@ -141,24 +142,34 @@ def _block_of(p, n):
 
 
 @njit(cache=True)
-def _exit_axis(c, d, b, t):
-    """Smallest ray parameter at which the ray leaves block b of one axis (min with t)."""
+def _dda_axis(c, d, p, n):
+    """Block walk set-up on one axis: (block of p, ray parameter where the ray leaves that block,
+    parameter span of one block, block step)."""
+    b = _block_of(p, n)
     if d > 0.0:
-        return min(t, ((b + 1) * BLOCK - c) / d)
+        return b, ((b + 1) * BLOCK - c) / d, BLOCK / d, 1
     if d < 0.0:
-        return min(t, (b * BLOCK - c) / d)
-    return t
+        return b, (b * BLOCK - c) / d, -BLOCK / d, -1
+    return b, np.inf, np.inf, 0
 
 
 @njit(cache=True)
-def _next_k(cz, cy, cx, dz, dy, dx, bz, by, bx, k):
-    """The next sample that may lie outside the current block (never skips one that does not)."""
-    t = _exit_axis(cz, dz, bz, np.inf)
-    t = _exit_axis(cy, dy, by, t)
-    t = _exit_axis(cx, dx, bx, t)
-    if t > 2.0e9:
-        return 2**31 - 1
-    return max(k + 1, int(math.floor(t)))
+def _dda_advance(b, t, dt, step, nb):
+    """Next block on one axis; past the grid's edge the walk stays in the edge block (samples there
+    are outside, or within INSIDE_TOL and clamped onto the edge voxels)."""
+    nxt = b + step
+    if 0 <= nxt < nb:
+        return nxt, t + dt
+    return b, np.inf
+
+
+@njit(cache=True)
+def _block_span_end(tz, ty, tx, k1):
+    """Last sample index before the ray leaves the current block (capped at k1)."""
+    t = min(tz, min(ty, tx))
+    if t >= k1:
+        return k1
+    return int(math.floor(t))
 
 
 # ---------------------------------------------------------------------------- prepare
@@ -170,13 +181,13 @@ def _block_minmax(vol, bmin, bmax):
     nbz, nby, nbx = bmax.shape
     for bz in prange(nbz):
         z0 = max(bz * BLOCK - 1, 0)
-        z1 = min((bz + 1) * BLOCK + 1, nz)
+        z1 = min((bz + 1) * BLOCK + 2, nz)
         for by in range(nby):
             y0 = max(by * BLOCK - 1, 0)
-            y1 = min((by + 1) * BLOCK + 1, ny)
+            y1 = min((by + 1) * BLOCK + 2, ny)
             for bx in range(nbx):
                 x0 = max(bx * BLOCK - 1, 0)
-                x1 = min((bx + 1) * BLOCK + 1, nx)
+                x1 = min((bx + 1) * BLOCK + 2, nx)
                 lo = np.float32(vol[z0, y0, x0])
                 hi = lo
                 for z in range(z0, z1):
@@ -192,10 +203,22 @@ def _block_minmax(vol, bmin, bmax):
 # ---------------------------------------------------------------------------- projections
 
 
+@njit(cache=True)
+def _extreme_update(vol, z, y, x, nz, ny, nx, sign, best, best_k, k):
+    """One sample of a MIP (sign 1) / MinIP (sign -1) ray: (best, best_k) after it."""
+    if _inside(z, y, x, nz, ny, nx):
+        val = sign * _trilinear(vol, z, y, x)
+        if best_k < 0 or val > best:
+            return val, k
+    return best, best_k
+
+
 @njit(parallel=True, cache=True)
 def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, mode, out):
     nz, ny, nx = vol.shape
+    nbz, nby, nbx = bmax.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
+    sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
     for v in prange(height):
         warm = -1  # depth of the previous pixel's extreme: a cheap first bound for skipping
         for u in range(width):
@@ -215,41 +238,50 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                         count += 1
                 out[v, u] = total / count if count > 0 else np.nan
                 continue
-            sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
             best = -np.inf
-            found = False
             best_k = -1
             if k0 <= warm <= k1:
-                z = cz + warm * dz
-                y = cy + warm * dy
-                x = cx + warm * dx
-                if _inside(z, y, x, nz, ny, nx):
-                    best = sign * _trilinear(vol, z, y, x)
-                    found = True
-                    best_k = warm
-            k = k0
-            while k <= k1:
-                z = cz + k * dz
-                y = cy + k * dy
-                x = cx + k * dx
-                if not _inside(z, y, x, nz, ny, nx):
-                    k += 1
-                    continue
-                if found:
-                    bz = _block_of(z, nz)
-                    by = _block_of(y, ny)
-                    bx = _block_of(x, nx)
-                    bound = bmax[bz, by, bx] if mode == 0 else -bmin[bz, by, bx]
-                    if bound <= best:
-                        k = _next_k(cz, cy, cx, dz, dy, dx, bz, by, bx, k)
-                        continue
-                val = sign * _trilinear(vol, z, y, x)
-                if not found or val > best:
-                    best = val
-                    best_k = k
-                    found = True
-                k += 1
-            if found:
+                best, best_k = _extreme_update(
+                    vol, cz + warm * dz, cy + warm * dy, cx + warm * dx, nz, ny, nx, sign, best, best_k, warm
+                )
+            if k1 - k0 < BLOCK:  # a short ray: block walking would not pay
+                for k in range(k0, k1 + 1):
+                    best, best_k = _extreme_update(
+                        vol, cz + k * dz, cy + k * dy, cx + k * dx, nz, ny, nx, sign, best, best_k, k
+                    )
+            else:
+                bz, tz, dtz, sz = _dda_axis(cz, dz, cz + k0 * dz, nz)
+                by, ty, dty, sy = _dda_axis(cy, dy, cy + k0 * dy, ny)
+                bx, tx, dtx, sx = _dda_axis(cx, dx, cx + k0 * dx, nx)
+                k = k0
+                while k <= k1:
+                    kend = _block_span_end(tz, ty, tx, k1)
+                    if kend >= k:
+                        bound = bmax[bz, by, bx] if mode == 0 else -bmin[bz, by, bx]
+                        # Skip a block none of whose samples can beat the current extreme.
+                        if best_k < 0 or bound > best:
+                            for kk in range(k, kend + 1):
+                                best, best_k = _extreme_update(
+                                    vol,
+                                    cz + kk * dz,
+                                    cy + kk * dy,
+                                    cx + kk * dx,
+                                    nz,
+                                    ny,
+                                    nx,
+                                    sign,
+                                    best,
+                                    best_k,
+                                    kk,
+                                )
+                        k = kend + 1
+                    if tz <= ty and tz <= tx:
+                        bz, tz = _dda_advance(bz, tz, dtz, sz, nbz)
+                    elif ty <= tx:
+                        by, ty = _dda_advance(by, ty, dty, sy, nby)
+                    else:
+                        bx, tx = _dda_advance(bx, tx, dtx, sx, nbx)
+            if best_k >= 0:
                 out[v, u] = sign * best
                 warm = best_k
             else:
@@ -273,10 +305,15 @@ def _axis_range(start, step, count, n):
     return max(first, 0), min(last, count - 1)
 
 
+ALIGNED_CHUNK_ROWS = 16
+
+
 @njit(parallel=True, cache=True)
 def _project_aligned(vol, start, sv, su, sk, width, height, nsamples, mode, out):
     """Projection whose samples are voxel centres: start/sv/su/sk are integer index vectors, the three
-    steps along distinct axes (sk may be zero for a thin slice). A strided reduction, no interpolation."""
+    steps along distinct axes (sk may be zero for a thin slice). A strided reduction, no interpolation:
+    chunks of image rows in parallel, each reducing slice after slice, so that memory streams the
+    way numpy's own reduction reads it. Max/min run in the voxel dtype (exact), the mean in float64."""
     shape = vol.shape
     flat = vol.reshape(-1)
     strides = (shape[1] * shape[2], shape[2], 1)
@@ -287,44 +324,65 @@ def _project_aligned(vol, start, sv, su, sk, width, height, nsamples, mode, out)
     u0, u1 = 0, width - 1
     k0, k1 = 0, nsamples - 1
     for a in range(3):
-        f, last = _axis_range(start[a], sv[a], height, shape[a]) if sv[a] != 0 else (0, height - 1)
-        v0, v1 = max(v0, f), min(v1, last)
-        f, last = _axis_range(start[a], su[a], width, shape[a]) if su[a] != 0 else (0, width - 1)
-        u0, u1 = max(u0, f), min(u1, last)
-        f, last = _axis_range(start[a], sk[a], nsamples, shape[a])
+        if sv[a] != 0:
+            f, last = _axis_range(start[a], sv[a], height, shape[a])
+            v0, v1 = max(v0, f), min(v1, last)
+        if su[a] != 0:
+            f, last = _axis_range(start[a], su[a], width, shape[a])
+            u0, u1 = max(u0, f), min(u1, last)
         if sv[a] == 0 and su[a] == 0:
+            f, last = _axis_range(start[a], sk[a], nsamples, shape[a])
             k0, k1 = max(k0, f), min(k1, last)
-    base0 = start[0] * strides[0] + start[1] * strides[1] + start[2] * strides[2]
-    for v in prange(height):
-        row = out[v]
-        if v < v0 or v > v1 or k0 > k1 or u0 > u1:
-            row[:] = np.nan
-            continue
-        row[:u0] = np.nan
-        row[u1 + 1 :] = np.nan
-        acc = np.empty(u1 - u0 + 1, dtype=np.float64)
-        base = base0 + v * ov + u0 * ou
-        first = base + k0 * ok
-        for i in range(u1 - u0 + 1):
-            acc[i] = flat[first + i * ou]
-        # The reduction runs k-outer so the inner loop walks memory contiguously along u.
-        for k in range(k0 + 1, k1 + 1):
-            off = base + k * ok
-            if mode == 0:
-                for i in range(u1 - u0 + 1):
-                    acc[i] = max(acc[i], flat[off + i * ou])
-            elif mode == 1:
-                for i in range(u1 - u0 + 1):
-                    acc[i] = min(acc[i], flat[off + i * ou])
-            else:
-                for i in range(u1 - u0 + 1):
-                    acc[i] += flat[off + i * ou]
+    out[:, :] = np.nan
+    if v0 > v1 or u0 > u1 or k0 > k1:
+        return
+    nu = u1 - u0 + 1
+    base0 = start[0] * strides[0] + start[1] * strides[1] + start[2] * strides[2] + u0 * ou
+    nchunks = (v1 - v0 + ALIGNED_CHUNK_ROWS) // ALIGNED_CHUNK_ROWS
+    for chunk in prange(nchunks):
+        r0 = v0 + chunk * ALIGNED_CHUNK_ROWS
+        r1 = min(r0 + ALIGNED_CHUNK_ROWS, v1 + 1)
         if mode == 2:
+            total = np.zeros((r1 - r0, nu), dtype=np.float64)
+            for k in range(k0, k1 + 1):
+                for r in range(r0, r1):
+                    off = base0 + r * ov + k * ok
+                    row = total[r - r0]
+                    if ou == 1:
+                        for i in range(nu):
+                            row[i] += flat[off + i]
+                    else:
+                        for i in range(nu):
+                            row[i] += flat[off + i * ou]
             scale = 1.0 / (k1 - k0 + 1)
-            for i in range(u1 - u0 + 1):
-                acc[i] *= scale
-        for i in range(u1 - u0 + 1):
-            row[u0 + i] = acc[i]
+            for r in range(r0, r1):
+                for i in range(nu):
+                    out[r, u0 + i] = total[r - r0, i] * scale
+            continue
+        acc = np.empty((r1 - r0, nu), dtype=vol.dtype)
+        for r in range(r0, r1):
+            off = base0 + r * ov + k0 * ok
+            for i in range(nu):
+                acc[r - r0, i] = flat[off + i * ou]
+        for k in range(k0 + 1, k1 + 1):
+            for r in range(r0, r1):
+                off = base0 + r * ov + k * ok
+                row = acc[r - r0]
+                if ou == 1 and mode == 0:
+                    for i in range(nu):
+                        row[i] = max(row[i], flat[off + i])
+                elif ou == 1:
+                    for i in range(nu):
+                        row[i] = min(row[i], flat[off + i])
+                elif mode == 0:
+                    for i in range(nu):
+                        row[i] = max(row[i], flat[off + i * ou])
+                else:
+                    for i in range(nu):
+                        row[i] = min(row[i], flat[off + i * ou])
+        for r in range(r0, r1):
+            for i in range(nu):
+                out[r, u0 + i] = acc[r - r0, i]
 
 
 # ---------------------------------------------------------------------------- compositing
@@ -402,6 +460,7 @@ def _composite_rays(
     vol, occ, origin, du, dv, dk, width, height, nsamples, table, lo, scale, shade, gm, light, params, out
 ):
     nz, ny, nx = vol.shape
+    nbz, nby, nbx = occ.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
     last = np.float64(table.shape[0] - 1)
     ambient, diffuse, specular, shininess = params[0], params[1], params[2], params[3]
@@ -415,36 +474,45 @@ def _composite_rays(
             cg = 0.0
             cb = 0.0
             ca = 0.0
+            bz, tz, dtz, sz = _dda_axis(cz, dz, cz + k0 * dz, nz)
+            by, ty, dty, sy = _dda_axis(cy, dy, cy + k0 * dy, ny)
+            bx, tx, dtx, sx = _dda_axis(cx, dx, cx + k0 * dx, nx)
             k = k0
-            while k <= k1:
-                z = cz + k * dz
-                y = cy + k * dy
-                x = cx + k * dx
-                if not _inside(z, y, x, nz, ny, nx):
-                    k += 1
-                    continue
-                bz = _block_of(z, nz)
-                by = _block_of(y, ny)
-                bx = _block_of(x, nx)
-                if occ[bz, by, bx] == 0:
-                    k = _next_k(cz, cy, cx, dz, dy, dx, bz, by, bx, k)
-                    continue
-                r, g, b, a = _lut(table, _trilinear(vol, z, y, x), lo, scale, last)
-                k += 1
-                if a <= 0.0:
-                    continue
-                if shade:
-                    mul, spec = _shade_factor(vol, z, y, x, gm, light, ambient, diffuse, specular, shininess)
-                    r = min(r * mul + spec, 1.0)
-                    g = min(g * mul + spec, 1.0)
-                    b = min(b * mul + spec, 1.0)
-                w = (1.0 - ca) * a
-                cr += w * r
-                cg += w * g
-                cb += w * b
-                ca += w
-                if ca >= ERT_ALPHA:
-                    break
+            while k <= k1 and ca < ERT_ALPHA:
+                kend = _block_span_end(tz, ty, tx, k1)
+                # Empty-space skipping: a block whose value range has zero alpha adds nothing.
+                if kend >= k and occ[bz, by, bx] != 0:
+                    for kk in range(k, kend + 1):
+                        z = cz + kk * dz
+                        y = cy + kk * dy
+                        x = cx + kk * dx
+                        if not _inside(z, y, x, nz, ny, nx):
+                            continue
+                        r, g, b, a = _lut(table, _trilinear(vol, z, y, x), lo, scale, last)
+                        if a <= 0.0:
+                            continue
+                        if shade:
+                            mul, spec = _shade_factor(
+                                vol, z, y, x, gm, light, ambient, diffuse, specular, shininess
+                            )
+                            r = min(r * mul + spec, 1.0)
+                            g = min(g * mul + spec, 1.0)
+                            b = min(b * mul + spec, 1.0)
+                        w = (1.0 - ca) * a
+                        cr += w * r
+                        cg += w * g
+                        cb += w * b
+                        ca += w
+                        if ca >= ERT_ALPHA:  # early ray termination
+                            break
+                if kend >= k:
+                    k = kend + 1
+                if tz <= ty and tz <= tx:
+                    bz, tz = _dda_advance(bz, tz, dtz, sz, nbz)
+                elif ty <= tx:
+                    by, ty = _dda_advance(by, ty, dty, sy, nby)
+                else:
+                    bx, tx = _dda_advance(bx, tx, dtx, sx, nbx)
             out[v, u, 0] = cr
             out[v, u, 1] = cg
             out[v, u, 2] = cb
