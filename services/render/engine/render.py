@@ -109,7 +109,16 @@ def render(
     backend: Backend | str | None = None,
 ) -> RenderedImage:
     """Render `request` from level `level` of `prepared` (0 = full resolution, 1 = 2x, 2 = 4x
-    coarser: the preview), with `fusion` blended over it when given."""
+    coarser: the preview), with `fusion` blended over it when given.
+
+    `fusion` must share the primary's frame of reference; it is sampled at the primary's world
+    sample points (a fused mpr shows the PET on the same plane or slab; projections and vr show the
+    PET's MIP along the same rays), windowed by request.fusion_window (default: its modality's),
+    coloured by request.fusion_colormap and blended with request.fusion_opacity where it has data.
+    `backend` overrides the one the volume was prepared with (the voxels are handed over per call).
+    Raises ValueError for a request that does not fit the volumes (fusion frame of reference,
+    too many samples per ray).
+    """
     started = time.perf_counter()
     if fusion is not None:
         _check_fusion(prepared, fusion)
@@ -133,13 +142,13 @@ def render(
         timing["sample_ms"] = (time.perf_counter() - t0) * 1e3
         # Premultiplied colour over a black background is the colour itself.
         colour = np.clip(rgba[..., :3], 0.0, 1.0)
-        fusion_reducer = "max"
     else:
         values = backend_used.project(handle, grid, request.reducer)
         timing["sample_ms"] = (time.perf_counter() - t0) * 1e3
         window = resolve_window(prepared, request.preset, request.window)
         colour = None
-        fusion_reducer = request.reducer if mode == "mpr" else "max"
+    # A fused slice (or slab) samples the PET like the primary; projections and vr show its MIP.
+    fusion_reducer = request.reducer if mode == "mpr" else "max"
 
     t1 = time.perf_counter()
     if fusion is None:

@@ -115,8 +115,11 @@ class ViewRequest:
 
     @property
     def reducer(self) -> str:
-        """How samples along a ray combine (mpr: the slab mode; vr composites instead)."""
-        return REDUCERS[self.slab_mode if self.mode == "mpr" else self.mode] if self.mode != "vr" else ""
+        """How samples along a ray combine: the slab mode for mpr, the mode for projections, and
+        "max" for vr (used only by a fused PET, shown as its MIP over the rendering)."""
+        if self.mode == "mpr":
+            return REDUCERS[self.slab_mode]
+        return REDUCERS.get(self.mode, "max")
 
 
 def _non_negative(name: str, value) -> float:
