@@ -3,13 +3,20 @@ and check what matters for running voxcast (GPU scheduling, probes, scaling, iso
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import sys
+import threading
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import grpc
 import kubernetes_validate
 import pytest
 import yaml
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from voxcast.config import Settings
 
@@ -464,3 +471,63 @@ def test_every_values_key_is_documented():
         f"{n}: {text}" for i, (n, _, text, doc, _) in enumerate(keys) if not doc and not covered(i)
     ]
     assert not undocumented, "undocumented values:\n" + "\n".join(undocumented)
+
+
+def _test_pod_command(docs, target: str) -> list[str]:
+    pod = next(p for p in find(docs, "Pod") if p["metadata"]["name"].endswith(f"-test-{target}"))
+    return pod["spec"]["containers"][0]["command"]
+
+
+@pytest.mark.parametrize("status, code", [("SERVING", 0), ("NOT_SERVING", 1)])
+def test_helm_test_grpc_check_against_a_health_service(rendered, status, code):
+    """The render/catalog test pods' script, run against the standard gRPC health service."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    servicer.set("", health_pb2.HealthCheckResponse.ServingStatus.Value(status))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        command = _test_pod_command(rendered["default"], "render")
+        result = subprocess.run(
+            [sys.executable, "-c", command[2], f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.stop(None)
+    assert result.returncode == code, result.stderr
+    assert status in result.stdout
+
+
+@pytest.mark.parametrize("status, code", [("ok", 0), ("degraded", 1)])
+def test_helm_test_gateway_check_wants_the_whole_chain(rendered, status, code):
+    import sys
+
+    body = json.dumps({"status": status, "catalog": {"reachable": status == "ok"}, "render": []}).encode()
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        command = _test_pod_command(rendered["default"], "gateway")
+        url = command[3].replace("http://viewer-voxcast-gateway:80", f"http://127.0.0.1:{server.server_port}")
+        result = subprocess.run(
+            [sys.executable, "-c", command[2], url], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == code, result.stderr
+    assert f'"status": "{status}"' in result.stdout
