@@ -1,0 +1,417 @@
+"""A session's state as flat fields, and the rules that change it.
+
+The state is a dict of JSON values keyed by field name ("meta", "layout", "p:<participant>",
+"vp:<viewport>", "ann:<annotation>", "ptr:<participant>", "inv:<invitation>") so that a bus can
+store it as one hash and a change is a small patch of fields. `decide` is pure: given the state,
+who acts and what they ask, it returns the event to broadcast and the patch to store, or raises.
+Every replica applies the same patches in the same order, so every replica holds the same state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from . import models
+from .errors import InvalidCommand, PermissionDenied, SessionEnded
+
+# Commands a participant may send; the others are issued by the hub on their behalf.
+CLIENT_COMMANDS = frozenset(
+    {
+        "layout",
+        "viewport",
+        "crosshair",
+        "request_control",
+        "hand_over",
+        "take_control",
+        "grant_control",
+        "detach",
+        "follow",
+        "pointer",
+        "annotate",
+        "delete_annotation",
+        "end",
+    }
+)
+MAX_ANNOTATIONS = 500
+MAX_INVITE_FAILURES = 5
+# Acts for commands no participant sends (a wrong PIN from someone not yet admitted).
+_SYSTEM = {"id": "", "name": "voxcast", "admin": False}
+
+
+@dataclass(frozen=True)
+class Change:
+    event: dict
+    patch: dict[str, Any]  # field -> new JSON value, or None to delete the field
+
+
+class SessionState:
+    """Read-only view over a session's fields."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    @property
+    def meta(self) -> dict:
+        return self.fields["meta"]
+
+    @property
+    def session_id(self) -> str:
+        return self.meta["id"]
+
+    @property
+    def study_uid(self) -> str:
+        return self.meta["study_uid"]
+
+    @property
+    def owner(self) -> str:
+        return self.meta["owner"]
+
+    @property
+    def presenter(self) -> str | None:
+        return self.meta["presenter"]
+
+    @property
+    def ended(self) -> bool:
+        return self.meta["ended"]
+
+    def participant(self, pid: str) -> dict | None:
+        return self.fields.get(f"p:{pid}")
+
+    def participants(self) -> list[dict]:
+        return [v for k, v in sorted(self.fields.items()) if k.startswith("p:")]
+
+    def viewport(self, vid: str) -> dict | None:
+        return self.fields.get(f"vp:{vid}")
+
+    def viewports(self) -> dict[str, dict]:
+        return {k[3:]: v for k, v in self.fields.items() if k.startswith("vp:")}
+
+    def annotation(self, aid: str) -> dict | None:
+        return self.fields.get(f"ann:{aid}")
+
+    def invitation(self, jti: str) -> dict | None:
+        return self.fields.get(f"inv:{jti}")
+
+    def public(self) -> dict:
+        """What a participant is shown: everything but the invitations' secrets."""
+        return {
+            "session_id": self.session_id,
+            "study_uid": self.study_uid,
+            "series": list(self.meta["series"]),
+            "title": self.meta["title"],
+            "owner": self.owner,
+            "presenter": self.presenter,
+            "requests": list(self.meta["requests"]),
+            "ended": self.ended,
+            "layout": self.fields.get("layout"),
+            "crosshair": self.fields.get("crosshair"),
+            "participants": self.participants(),
+            "viewports": self.viewports(),
+            "annotations": sorted(
+                (v for k, v in self.fields.items() if k.startswith("ann:")), key=lambda a: a["created_seq"]
+            ),
+            "pointers": {k[4:]: v for k, v in self.fields.items() if k.startswith("ptr:")},
+        }
+
+
+def new_session_fields(
+    session_id: str, study_uid: str, series: list[str], owner: dict, title: str = ""
+) -> dict[str, Any]:
+    """Fields of a fresh session whose owner is its first participant and presenter."""
+    if not study_uid:
+        raise InvalidCommand("a session needs a study", field="study_uid")
+    pid = owner["id"]
+    return {
+        "meta": {
+            "id": session_id,
+            "study_uid": study_uid,
+            "series": sorted(set(series)),
+            "title": title[:200],
+            "owner": pid,
+            "presenter": pid,
+            "requests": [],
+            "ended": False,
+            "ended_by": None,
+        },
+        f"p:{pid}": {**owner, "may_control": True, "following": True, "connections": 0},
+    }
+
+
+def participant_record(pid: str, name: str, kind: str, admin: bool, may_control: bool) -> dict:
+    return {"id": pid, "name": name[:80], "kind": kind, "admin": admin, "may_control": may_control}
+
+
+def decide(state: SessionState, actor: str, command: dict, seq: int) -> Change:
+    """The change `command` from participant `actor` makes to `state` (whose sequence number is seq)."""
+    if not isinstance(command, dict):
+        raise InvalidCommand("a command must be a JSON object", field="type")
+    kind = command.get("type")
+    handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+    if handler is None:
+        raise InvalidCommand(f"unknown command type {kind!r}", field="type")
+    if state.ended:
+        raise SessionEnded("the session has ended")
+    me = state.participant(actor)
+    if kind == "join" and me is None:
+        me = command["participant"]
+    elif kind == "invite_failure":
+        me = _SYSTEM
+    if me is None:
+        raise PermissionDenied(f"{actor} is not a participant of this session")
+    return handler(state, me, command, seq)
+
+
+def _event(event_type: str, me: dict, **data) -> dict:
+    return {"type": event_type, "actor": me["id"], **data}
+
+
+def _meta(state: SessionState, **changes) -> dict:
+    return {"meta": {**state.meta, **changes}}
+
+
+def _require_presenter(state: SessionState, me: dict, what: str) -> None:
+    if state.presenter != me["id"]:
+        raise PermissionDenied(f"only the presenter can change the {what}")
+
+
+def _is_manager(state: SessionState, me: dict) -> bool:
+    """The owner and admins manage the session: take control, grant it, end the session."""
+    return me["id"] == state.owner or me["admin"]
+
+
+def _check_series(state: SessionState, uids: set[str], field: str) -> None:
+    allowed = set(state.meta["series"])
+    for uid in sorted(uids):
+        if uid not in allowed:
+            raise PermissionDenied(f"series {uid} is not part of this session's study", field=field)
+
+
+def _target(state: SessionState, command: dict, key: str) -> dict:
+    pid = command.get(key)
+    if not isinstance(pid, str):
+        raise InvalidCommand(f"{key} must name a participant", field=key)
+    target = state.participant(pid)
+    if target is None:
+        raise InvalidCommand(f"{pid} is not a participant of this session", field=key)
+    return target
+
+
+def _presenter_change(state: SessionState, me: dict, to: str | None, reason: str) -> Change:
+    requests = [p for p in state.meta["requests"] if p != to]
+    return Change(
+        _event("presenter", me, presenter=to, previous=state.presenter, reason=reason),
+        _meta(state, presenter=to, requests=requests),
+    )
+
+
+# -- handlers: each takes (state, acting participant, command, seq) and returns a Change ----------
+
+
+def _layout(state, me, command, seq):
+    _require_presenter(state, me, "layout")
+    layout = models.parse(models.Layout, command.get("layout"), "layout").model_dump()
+    return Change(_event("layout", me, layout=layout), {"layout": layout})
+
+
+def _viewport(state, me, command, seq):
+    _require_presenter(state, me, "viewports")
+    vid = models.parse_id(command.get("viewport_id"), "viewport_id")
+    view = models.parse(models.ViewportState, command.get("state"), "state")
+    _check_series(state, view.series_uids(), "state.series_uid")
+    data = view.model_dump(mode="json")
+    return Change(_event("viewport", me, viewport_id=vid, state=data), {f"vp:{vid}": data})
+
+
+def _crosshair(state, me, command, seq):
+    _require_presenter(state, me, "crosshair")
+    value = models.parse_point(command.get("point"), "point")
+    return Change(_event("crosshair", me, point=value), {"crosshair": value})
+
+
+def _request_control(state, me, command, seq):
+    if state.presenter == me["id"]:
+        raise InvalidCommand("you are already the presenter", field="type")
+    if not me["may_control"]:
+        raise PermissionDenied("a guest can take control only when the owner grants it")
+    presenter = state.participant(state.presenter) if state.presenter else None
+    if presenter is None or presenter["connections"] == 0:
+        # Nobody is driving: the first eligible participant to ask gets control at once.
+        return _presenter_change(state, me, me["id"], "vacant")
+    if me["id"] in state.meta["requests"]:
+        raise InvalidCommand("control is already requested", field="type")
+    requests = [*state.meta["requests"], me["id"]]
+    return Change(_event("control_requested", me, by=me["id"]), _meta(state, requests=requests))
+
+
+def _hand_over(state, me, command, seq):
+    if state.presenter != me["id"] and not _is_manager(state, me):
+        raise PermissionDenied("only the presenter can hand over control")
+    target = _target(state, command, "to")
+    if not target["may_control"]:
+        raise PermissionDenied(f"{target['name']} may not take control (a guest needs a grant)", field="to")
+    if target["connections"] == 0:
+        raise InvalidCommand(f"{target['name']} is not connected", field="to")
+    return _presenter_change(state, me, target["id"], "hand_over")
+
+
+def _take_control(state, me, command, seq):
+    if not _is_manager(state, me):
+        raise PermissionDenied("only the owner or an admin can take control; ask for it instead")
+    if state.presenter == me["id"]:
+        raise InvalidCommand("you are already the presenter", field="type")
+    return _presenter_change(state, me, me["id"], "taken")
+
+
+def _grant_control(state, me, command, seq):
+    if not _is_manager(state, me):
+        raise PermissionDenied("only the owner or an admin can grant control")
+    target = _target(state, command, "participant_id")
+    allowed = command.get("allowed", True)
+    if not isinstance(allowed, bool):
+        raise InvalidCommand("allowed must be true or false", field="allowed")
+    if target["kind"] != "guest" and not allowed:
+        raise InvalidCommand("signed-in participants may always ask for control", field="participant_id")
+    patch = {f"p:{target['id']}": {**target, "may_control": allowed}}
+    event = _event("grant", me, participant_id=target["id"], may_control=allowed)
+    if not allowed:
+        requests = [p for p in state.meta["requests"] if p != target["id"]]
+        presenter = state.owner if state.presenter == target["id"] else state.presenter
+        patch.update(_meta(state, requests=requests, presenter=presenter))
+        if presenter != state.presenter:
+            event["presenter"] = presenter
+    return Change(event, patch)
+
+
+def _follow(following: bool):
+    def handler(state, me, command, seq):
+        if me["following"] == following:
+            raise InvalidCommand("already following" if following else "already detached", field="type")
+        return Change(
+            _event("follow" if following else "detach", me, participant_id=me["id"]),
+            {f"p:{me['id']}": {**me, "following": following}},
+        )
+
+    return handler
+
+
+def _pointer(state, me, command, seq):
+    pointer = models.parse(
+        models.Pointer, {k: command.get(k) for k in ("viewport_id", "point")}, "pointer"
+    ).model_dump(mode="json")
+    value = {**pointer, "name": me["name"], "participant_id": me["id"]}
+    field = f"ptr:{me['id']}"
+    return Change(_event("pointer", me, pointer=value), {field: value if pointer["point"] else None})
+
+
+def _annotate(state, me, command, seq):
+    """The command carries `annotation` (validated input) and `measurement` (computed by the hub)."""
+    shape = models.parse(models.AnnotationInput, command.get("annotation"), "annotation")
+    if hasattr(shape, "series_uid"):
+        _check_series(state, {shape.series_uid}, "annotation.series_uid")
+    count = sum(1 for k in state.fields if k.startswith("ann:"))
+    if count >= MAX_ANNOTATIONS:
+        raise InvalidCommand(f"a session holds at most {MAX_ANNOTATIONS} annotations", field="annotation")
+    aid = command.get("annotation_id") or uuid.uuid4().hex[:12]
+    record = {
+        "id": aid,
+        "author": me["id"],
+        "author_name": me["name"],
+        "created_seq": seq + 1,
+        **shape.model_dump(mode="json"),
+        "measurement": command.get("measurement"),
+    }
+    return Change(_event("annotation", me, annotation=record), {f"ann:{aid}": record})
+
+
+def _delete_annotation(state, me, command, seq):
+    aid = command.get("annotation_id")
+    ann = state.annotation(aid) if isinstance(aid, str) else None
+    if ann is None:
+        raise InvalidCommand(f"no annotation {aid!r} in this session", field="annotation_id")
+    if ann["author"] != me["id"] and state.presenter != me["id"] and not _is_manager(state, me):
+        raise PermissionDenied("only its author, the presenter or the owner can delete an annotation")
+    return Change(_event("annotation_deleted", me, annotation_id=aid), {f"ann:{aid}": None})
+
+
+def _end(state, me, command, seq):
+    if not _is_manager(state, me):
+        raise PermissionDenied("only the owner or an admin can end the session")
+    return Change(
+        _event("ended", me, by=me["id"]), _meta(state, ended=True, ended_by=me["id"], presenter=None)
+    )
+
+
+# -- commands the hub issues on a participant's behalf ----------------------------------------------
+
+
+def _join(state, me, command, seq):
+    connections = me.get("connections", 0) + 1
+    record = {**me, "connections": connections}
+    record.setdefault("following", True)
+    patch = {f"p:{me['id']}": record}
+    event = _event("joined", me, participant=record)
+    presenter = state.participant(state.presenter) if state.presenter else None
+    if me["id"] == state.owner and (presenter is None or presenter["connections"] == 0):
+        # The owner coming back takes the wheel of an undriven session.
+        patch.update(_meta(state, presenter=me["id"]))
+        event["presenter"] = me["id"]
+    return Change(event, patch)
+
+
+def _leave(state, me, command, seq):
+    connections = max(0, me["connections"] - 1)
+    patch: dict[str, Any] = {f"p:{me['id']}": {**me, "connections": connections}}
+    event = _event("left", me, participant_id=me["id"], connections=connections)
+    if connections == 0:
+        patch[f"ptr:{me['id']}"] = None
+        requests = [p for p in state.meta["requests"] if p != me["id"]]
+        presenter = state.presenter
+        if presenter == me["id"]:
+            owner = state.participant(state.owner)
+            presenter = (
+                state.owner if owner and owner["connections"] > 0 and state.owner != me["id"] else None
+            )
+            event["presenter"] = presenter
+        patch.update(_meta(state, requests=requests, presenter=presenter))
+    return Change(event, patch)
+
+
+def _invite(state, me, command, seq):
+    if state.presenter != me["id"] and not _is_manager(state, me):
+        raise PermissionDenied("only the owner, an admin or the presenter can invite")
+    record = command["invitation"]
+    event = _event("invited", me, kind=record["kind"], may_control=record["may_control"])
+    return Change(event, {f"inv:{record['jti']}": record})
+
+
+def _invite_failure(state, me, command, seq):
+    """A wrong PIN: counted on the invitation, which is revoked after a few."""
+    jti = command["jti"]
+    record = state.invitation(jti)
+    failures = record["failures"] + 1
+    updated = {**record, "failures": failures, "revoked": failures >= MAX_INVITE_FAILURES}
+    return Change(_event("invite_failure", me, revoked=updated["revoked"]), {f"inv:{jti}": updated})
+
+
+_HANDLERS = {
+    "layout": _layout,
+    "viewport": _viewport,
+    "crosshair": _crosshair,
+    "request_control": _request_control,
+    "hand_over": _hand_over,
+    "take_control": _take_control,
+    "grant_control": _grant_control,
+    "detach": _follow(False),
+    "follow": _follow(True),
+    "pointer": _pointer,
+    "annotate": _annotate,
+    "delete_annotation": _delete_annotation,
+    "end": _end,
+    "join": _join,
+    "leave": _leave,
+    "invite": _invite,
+    "invite_failure": _invite_failure,
+}
+assert CLIENT_COMMANDS <= _HANDLERS.keys()
