@@ -83,3 +83,15 @@ def test_transfer_presets_exist_and_are_valid():
 def test_bad_transfer_functions_are_refused(colour, opacity, match):
     with pytest.raises(ValueError, match=match):
         TransferFunction(colour, opacity)
+
+
+def test_default_display_follows_modality_and_units():
+    from voxcast.render.engine.transfer import default_transfer_name
+    from voxcast.render.engine.window import default_window_name
+
+    assert default_window_name("CT", "HU") == "soft-tissue"
+    assert default_window_name("PT", "SUVbw") == "suv"
+    # PET the catalog could not convert to SUV has no fixed scale: auto, not 0..5.
+    assert default_window_name("PT", "BQML") == "auto" and default_window_name("MR") == "auto"
+    assert default_transfer_name("CT") == "ct-bone" and default_transfer_name("PT", "SUVbw") == "pet-hot"
+    assert default_transfer_name("PT", "BQML") == "mr-default"

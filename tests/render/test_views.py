@@ -124,3 +124,17 @@ def test_bad_cameras_are_refused():
         Camera((0, 0, 0), (0, 0, 0), (0, 0, 1), 10.0, 8, 8)
     with pytest.raises(ValueError, match="fov_mm"):
         Camera((0, 0, 0), (0, 1, 0), (0, 0, 1), -1.0, 8, 8)
+
+
+def test_views_compare_and_hash_by_value_and_stay_immutable():
+    centre = np.array([1.0, 2.0, 3.0])
+    a = Plane(centre, (1, 0, 0), (0, 1, 0), 1.0, 8, 8)
+    b = Plane((1, 2, 3), np.array([2.0, 0, 0]), (0, 1, 0), 1.0, 8, 8)
+    assert a == b and hash(a) == hash(b) and a != a.scroll(1.0)
+    assert len({a, b, a.scroll(1.0)}) == 2
+    with pytest.raises(ValueError):
+        a.center[0] = 5.0
+    centre[0] = 9.0  # the caller's array is copied, not frozen or aliased
+    assert a.center[0] == 1.0
+    camera = Camera((0, 0, 0), (0, 1, 0), (0, 0, 1), 10.0, 8, 8)
+    assert camera == Camera.from_plane(camera.plane) and camera != a

@@ -46,12 +46,12 @@ def resolve_window(prepared: PreparedVolume, name: str, explicit: Window | None)
     """The explicit window, else the named preset, else the modality's default."""
     if explicit is not None:
         return explicit
-    name = name or default_window_name(prepared.volume.modality)
+    name = name or default_window_name(prepared.volume.modality, prepared.volume.units)
     return prepared.auto_window if name == AUTO else WINDOW_PRESETS[name]
 
 
 def _lut(prepared: PreparedVolume, request: ViewRequest, step_mm: float):
-    name = request.preset or default_transfer_name(prepared.volume.modality)
+    name = request.preset or default_transfer_name(prepared.volume.modality, prepared.volume.units)
     tf = get_transfer(name)
     if name in RELATIVE_PRESETS:
         window = prepared.auto_window

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .rays import TransferLUT
-from .window import preset_key
+from .window import is_suv, preset_key
 
 REFERENCE_MM = 1.0
 LUT_SIZE = 1024
@@ -93,8 +93,11 @@ TRANSFER_PRESETS: dict[str, TransferFunction] = {
 RELATIVE_PRESETS = frozenset({"mr-default"})
 
 
-def default_transfer_name(modality: str) -> str:
-    return {"CT": "ct-bone", "PT": "pet-hot"}.get(modality.upper(), "mr-default")
+def default_transfer_name(modality: str, units: str = "") -> str:
+    """CT: bone; PET in SUV: pet-hot; anything else: the relative mr-default."""
+    if modality.upper() == "CT":
+        return "ct-bone"
+    return "pet-hot" if is_suv(modality, units) else "mr-default"
 
 
 def get_transfer(name: str) -> TransferFunction:

@@ -13,7 +13,7 @@ superior at the top, anterior on the left.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -41,7 +41,7 @@ def check_size(name: str, value) -> int:
 def check_vector(name: str, value, *, unit: bool = False) -> np.ndarray:
     """A finite 3-vector as float64; with unit=True it must be non-zero and is normalised."""
     try:
-        vec = np.asarray(value, dtype=np.float64).reshape(3)
+        vec = np.array(value, dtype=np.float64).reshape(3)  # a copy: it becomes read-only
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be 3 numbers, got {value!r}") from None
     if not np.all(np.isfinite(vec)):
@@ -64,6 +64,28 @@ def check_positive(name: str, value) -> float:
     return out
 
 
+class _Frozen:
+    """Equality and hashing by value for the view dataclasses (their vectors are numpy arrays,
+    which compare element-wise); the arrays are made read-only so the views stay immutable."""
+
+    def _key(self) -> tuple:
+        return tuple(
+            tuple(float(x) for x in v) if isinstance(v, np.ndarray) else v
+            for v in (getattr(self, f.name) for f in fields(self))
+        )
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+def _readonly(vec: np.ndarray) -> np.ndarray:
+    vec.setflags(write=False)
+    return vec
+
+
 class Labels(NamedTuple):
     """Patient directions at the image sides, e.g. axial: top 'A', bottom 'P', left 'R', right 'L'."""
 
@@ -82,8 +104,8 @@ def direction_label(vec) -> str:
     return "".join(letters)
 
 
-@dataclass(frozen=True)
-class Plane:
+@dataclass(frozen=True, eq=False)
+class Plane(_Frozen):
     """An image plane: `right` runs along image rows (left to right on screen), `down` along
     columns (top to bottom); both unit vectors in LPS. The image centre is exactly `center`."""
 
@@ -103,9 +125,9 @@ class Plane:
         # Remove the residual so that the frame is exactly orthonormal.
         down = down - (down @ right) * right
         down /= np.linalg.norm(down)
-        object.__setattr__(self, "center", center)
-        object.__setattr__(self, "right", right)
-        object.__setattr__(self, "down", down)
+        object.__setattr__(self, "center", _readonly(center))
+        object.__setattr__(self, "right", _readonly(right))
+        object.__setattr__(self, "down", _readonly(down))
         object.__setattr__(self, "pixel_mm", check_positive("pixel_mm", self.pixel_mm))
         object.__setattr__(self, "width", check_size("width", self.width))
         object.__setattr__(self, "height", check_size("height", self.height))
@@ -155,8 +177,8 @@ class Plane:
         return replace(self, width=width, height=height, pixel_mm=pixel_mm)
 
 
-@dataclass(frozen=True)
-class Camera:
+@dataclass(frozen=True, eq=False)
+class Camera(_Frozen):
     """An orthographic camera looking along `direction` at `target`, with `up` towards the image
     top; `fov_mm` is the height of the field of view. Image centre = target."""
 
@@ -173,9 +195,9 @@ class Camera:
         up = up - (up @ direction) * direction
         if np.linalg.norm(up) < 1e-6:
             raise ValueError("up must not be parallel to direction")
-        object.__setattr__(self, "target", check_vector("target", self.target))
-        object.__setattr__(self, "direction", direction)
-        object.__setattr__(self, "up", up / np.linalg.norm(up))
+        object.__setattr__(self, "target", _readonly(check_vector("target", self.target)))
+        object.__setattr__(self, "direction", _readonly(direction))
+        object.__setattr__(self, "up", _readonly(up / np.linalg.norm(up)))
         object.__setattr__(self, "fov_mm", check_positive("fov_mm", self.fov_mm))
         object.__setattr__(self, "width", check_size("width", self.width))
         object.__setattr__(self, "height", check_size("height", self.height))

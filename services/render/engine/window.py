@@ -62,8 +62,16 @@ def auto_window(voxels: np.ndarray) -> Window:
     return Window((lo + hi) / 2.0, max(hi - lo, 1.0))
 
 
-def default_window_name(modality: str) -> str:
-    return {"CT": "soft-tissue", "PT": "suv"}.get(modality.upper(), AUTO)
+def is_suv(modality: str, units: str) -> bool:
+    """PET in SUV (the catalog falls back to Bq/ml when the tags do not allow SUV)."""
+    return modality.upper() == "PT" and units.upper().startswith("SUV")
+
+
+def default_window_name(modality: str, units: str = "") -> str:
+    """CT: soft tissue; PET in SUV: 0..5; anything else (MR, PET in Bq/ml): auto."""
+    if modality.upper() == "CT":
+        return "soft-tissue"
+    return "suv" if is_suv(modality, units) else AUTO
 
 
 def is_window_preset(name: str) -> bool:
