@@ -9,8 +9,9 @@ in tests); everything here only makes them faster without changing the result:
   trilinear sample reads its upper neighbours and rounding may put a sample on a block's far face)
   built once in `prepare`. Rays walk the blocks with a 3-D DDA (one step per block, not per
   sample). MIP skips a block whose max cannot beat the current max (MinIP: whose min cannot
-  beat the current min) - exact, because a trilinear value lies between the values it mixes. Each ray first samples the depth where the previous pixel of its row found its
-  extreme, so skipping starts with a good bound;
+  beat the current min) - exact, because a trilinear value lies between the values it mixes.
+  Each ray first samples the depth where the previous pixel of its row found its extreme, so
+  skipping starts with a good bound;
 - compositing skips blocks whose value range maps to zero alpha in the request's LUT, skips samples
   of zero alpha (no gradient is computed for them) and stops at ERT_ALPHA, all part of the contract;
 - when every sample sits on a voxel centre (axis-aligned view, pixel = voxel, integer centre) the
