@@ -1,0 +1,122 @@
+"""Helpers for the session-layer tests: an event-loop runner, redis-server processes, a small
+oblique CT volume and a renderer producing a three-rung ladder."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+
+import numpy as np
+
+from voxcast.volume import Volume
+
+SECRET = "collab-tests-secret-key-with-32-bytes!"
+STUDY = "1.2.840.1"
+CT = "1.2.840.1.1"
+PET = "1.2.840.1.2"
+OTHER_STUDY_SERIES = "1.2.840.9.1"
+
+
+def run(coro, timeout: float = 30.0):
+    """Run a coroutine to completion on a fresh event loop, bounded in time."""
+
+    async def bounded():
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisProcess:
+    """A redis-server of our own on a free port, without persistence, that tests may kill and restart."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = _free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [self.binary, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not answers(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc = None
+
+
+def ct_volume() -> Volume:
+    """40x32x48 voxels of 2.0 x 0.8 x 0.7 mm, oblique; the value is 10 HU per mm along the column
+    axis in world terms, so any ROI's mean is the value at its centre."""
+    shape = (40, 32, 48)
+    angle = np.deg2rad(20)
+    column = np.array([1.0, 0.0, 0.0])
+    row = np.array([0.0, np.cos(angle), -np.sin(angle)])
+    direction = np.stack([np.cross(column, row), row, column])  # rows: slice, row, column axes in LPS
+    spacing = (2.0, 0.8, 0.7)
+    k, i, j = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    voxels = (10.0 * j * spacing[2] - 100.0).astype(np.float32)
+    return Volume.from_geometry(
+        voxels, origin=(-20.0, -15.0, 30.0), spacing=spacing, direction=direction, units="HU", series_uid=CT
+    )
+
+
+async def load_volume(series_uid: str) -> Volume:
+    if series_uid != CT:
+        raise KeyError(series_uid)
+    return ct_volume()
+
+
+def ladder_renderer(log: list | None = None, delay: float = 0.0):
+    """A renderer yielding preview, full and lossless frames of one view state."""
+
+    async def render(viewport_id: str, state: dict):
+        if log is not None:
+            log.append((viewport_id, state))
+        for rung in ("preview", "full", "lossless"):
+            if delay:
+                await asyncio.sleep(delay)
+            yield {"viewport_id": viewport_id, "rung": rung, "window_center": state["window_center"]}
+
+    return render
+
+
+def view(window_center: float = 40.0, series: str = CT, **extra) -> dict:
+    return {
+        "series_uid": series,
+        "mode": "mpr",
+        "plane": {"center": [0, 0, 40], "right": [1, 0, 0], "down": [0, 1, 0], "pixel_mm": 0.5},
+        "window_center": window_center,
+        "window_width": 400,
+        **extra,
+    }
