@@ -14,13 +14,14 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy.exc import OperationalError
 
 from voxcast.config import Settings, get_settings
 from voxcast.grpcio import CHANNEL_OPTIONS, geometry_to_proto
 from voxcast.v1 import catalog_pb2, catalog_pb2_grpc
 
 from .catalog import Catalog
-from .errors import CatalogError, InvalidArgument, NotAVolume, NotFound
+from .errors import InvalidArgument, NotAVolume, NotFound
 from .ingest import rejected
 
 log = logging.getLogger(__name__)
@@ -29,17 +30,20 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 16 * 1024 * 1024
 MAX_UPLOAD_FILE_BYTES = 8 * 1024**3
 
-STATUS_OF: dict[type[CatalogError], grpc.StatusCode] = {
+# The one place where errors become gRPC statuses; anything else is INTERNAL (and logged).
+STATUS_OF: dict[type[Exception], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     NotAVolume: grpc.StatusCode.FAILED_PRECONDITION,
+    OperationalError: grpc.StatusCode.UNAVAILABLE,  # the database is down or unreachable
 }
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception):
     for kind, code in STATUS_OF.items():
         if isinstance(exc, kind):
-            context.abort(code, str(exc))
+            message = "database unavailable" if isinstance(exc, OperationalError) else str(exc)
+            context.abort(code, message)
     log.exception("catalog request failed")
     context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
