@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import tempfile
@@ -151,9 +150,9 @@ class Catalog:
         return series
 
     def _read(self, instance: InstanceInfo, *, pixels: bool) -> pydicom.Dataset:
+        """The stored data set; without pixels only the header is read from the blob."""
         with self.blobs.open(instance.blob_key) as f:
-            data = f.read()
-        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=not pixels, force=True)
+            return pydicom.dcmread(f, stop_before_pixels=not pixels, force=True)
 
     def _series_proto(self, series: SeriesInfo) -> catalog_pb2.Series:
         info = self.volume_info(series.series_uid) if series.volume_info is None else series.volume_info

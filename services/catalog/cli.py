@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 
@@ -37,6 +38,14 @@ def register(commands, serve_commands) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def _quiet_pydicom() -> None:
+    """pydicom warns about every odd value it meets; ingest reports what matters per file, so keep
+    the console for that unless debugging."""
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=r"pydicom\.")
+
+
 def _open(address: str | None, timeout: float = 10.0):
     """The local catalog, or a client of a remote one: both offer the same methods."""
     if address:
@@ -59,6 +68,7 @@ def _open(address: str | None, timeout: float = 10.0):
 def cmd_import(args: argparse.Namespace) -> int:
     from .ingest import STATUS_NAMES, result_json
 
+    _quiet_pydicom()
     catalog = _open(args.catalog)
     counts: Counter[str] = Counter()
     try:
@@ -120,6 +130,7 @@ def geometry_json(geometry) -> dict:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    _quiet_pydicom()
     catalog = _open(args.catalog)
     try:
         for series in iter_series(catalog):
@@ -147,6 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .server import create_server
 
+    _quiet_pydicom()
     settings = get_settings()
     port = settings.catalog_port if args.port is None else args.port
     server, bound = create_server(settings, port, host=args.host)

@@ -81,3 +81,29 @@ def test_unreachable_catalog_is_one_line_error(capsys, src):
 
     with pytest.raises(Exception, match="no catalog service answers"):
         cli._open(f"127.0.0.1:{port}", timeout=0.5)
+
+
+def test_serve_catalog_command(tmp_path):
+    """`voxcast serve catalog --port N` answers health checks and stops cleanly on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from voxcast.catalog.client import CatalogClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VOXCAST_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "voxcast.cli", "serve", "catalog", "--port", str(port),
+                             "--host", "127.0.0.1"], env=env)  # fmt: skip
+    try:
+        with CatalogClient(f"127.0.0.1:{port}", timeout=10) as client:
+            client.wait_ready(timeout=30)
+            assert client.health() == "SERVING"
+            assert client.search_studies() == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
