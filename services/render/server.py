@@ -43,7 +43,9 @@ class RenderServicer(render_pb2_grpc.RenderServiceServicer):
         except Exception as exc:
             _abort(context, exc)
         # Fires when the caller cancels or the deadline passes (and harmlessly on completion).
-        context.add_callback(subscription.close)
+        if not context.add_callback(subscription.close):
+            subscription.close()  # the call has already ended
+            return
         try:
             for frame in subscription:
                 yield wire.for_viewport(frame, request.viewport_id)

@@ -3,6 +3,8 @@ running service (`voxcast render --server HOST:PORT`)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -44,6 +46,19 @@ def _channel(addr: str):
     return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
 
 
+@contextmanager
+def _as_cli_error(addr: str):
+    """A failed call as one line for the user (NOT_FOUND: series ..., UNAVAILABLE: catalog ...)."""
+    import grpc
+
+    try:
+        yield
+    except grpc.RpcError as exc:
+        from voxcast.cli import VoxcastCliError
+
+        raise VoxcastCliError(f"render service at {addr}: {exc.code().name}: {exc.details()}") from None
+
+
 def remote_volume(addr: str, series_uid: str):
     """The geometry of a series as the render service at `addr` sees it (loading it there), as a
     Volume whose voxels are a zero-filled placeholder taking no memory: enough to build views."""
@@ -51,7 +66,7 @@ def remote_volume(addr: str, series_uid: str):
     from voxcast.v1 import render_pb2, render_pb2_grpc
     from voxcast.volume import Volume
 
-    with _channel(addr) as channel:
+    with _channel(addr) as channel, _as_cli_error(addr):
         response = render_pb2_grpc.RenderServiceStub(channel).Preload(
             render_pb2.PreloadRequest(series_uid=series_uid), timeout=DEFAULT_TIMEOUT_S
         )
@@ -73,23 +88,17 @@ def render_remote(addr: str, request, *, timeout: float = DEFAULT_TIMEOUT_S) -> 
 
     The service streams its ladder (preview, full, lossless); the lossless rung is the exact engine
     output. Pictures only: the float values of `.npy` output need a local render."""
-    import grpc
-    from voxcast.render.encode import decode
-
     from voxcast.v1 import render_pb2, render_pb2_grpc
+
+    from .encode import decode
 
     wanted = render_pb2.RenderRequest()
     wanted.CopyFrom(request)
     wanted.lossless = True
     last = None
-    with _channel(addr) as channel:
-        try:
-            for frame in render_pb2_grpc.RenderServiceStub(channel).Render(wanted, timeout=timeout):
-                last = frame
-        except grpc.RpcError as exc:
-            from voxcast.cli import VoxcastCliError
-
-            raise VoxcastCliError(f"render service at {addr}: {exc.code().name}: {exc.details()}") from None
+    with _channel(addr) as channel, _as_cli_error(addr):
+        for frame in render_pb2_grpc.RenderServiceStub(channel).Render(wanted, timeout=timeout):
+            last = frame
     if last is None or last.rung != render_pb2.LOSSLESS:
         raise RuntimeError(f"render service at {addr} ended the stream without a lossless frame")
     return decode(last.data)

@@ -47,7 +47,7 @@ def request_for(volume, series_uid: str, mode: str = "MPR", size=(96, 80), **kw)
 
 def slow_request(demo, **kw) -> render_pb2.RenderRequest:
     """A MIP big enough that its full rung takes a while on the numpy backend."""
-    return request_for(demo.ct, demo.ct_series_uid, "MIP", size=(320, 320), lossless=True, **kw)
+    return request_for(demo.ct, demo.ct_series_uid, "MIP", size=(224, 224), lossless=True, **kw)
 
 
 def wait_for(predicate, timeout=30.0):
