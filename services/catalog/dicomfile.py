@@ -8,6 +8,7 @@ transfer syntax is installed. Decoding happens at volume assembly.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -25,6 +26,9 @@ REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 DOCUMENT_SOP_CLASSES = {EncapsulatedPDFStorage: "encapsulated PDF"}
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 class Rejected(Exception):
     """The file cannot be indexed; str(exc) is the reason shown to the user."""
 
@@ -33,7 +37,9 @@ def read_dataset(data: bytes) -> Dataset:
     """Parse a whole file held in memory. Raises Rejected with a reason."""
     if not data:
         raise Rejected("empty file")
-    with warnings.catch_warnings(record=True) as caught:
+    # pydicom reports a file cut inside an undefined-length item only as a warning. Catching
+    # warnings swaps process-wide state, so parses take turns (parsing holds the GIL anyway).
+    with _PARSE_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             ds = pydicom.dcmread(io.BytesIO(data))

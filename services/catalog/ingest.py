@@ -7,7 +7,9 @@ SOPInstanceUID) is a duplicate and changes nothing.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from voxcast.v1 import catalog_pb2
 
@@ -41,9 +43,17 @@ class Ingestor:
         self.index = index
         self.blobs = blobs
 
-    def ingest(self, inputs: Iterable[Input]) -> Iterator[catalog_pb2.IngestResult]:
-        for item in inputs:
-            yield self.ingest_one(item)
+    def ingest(self, inputs: Iterable[Input], workers: int = 4) -> Iterator[catalog_pb2.IngestResult]:
+        """Results in input order. A few files are in flight at once so that reading, hashing and
+        writing blobs (which release the GIL) overlap with parsing and indexing."""
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+            pending: deque[Future] = deque()
+            for item in inputs:
+                pending.append(pool.submit(self.ingest_one, item))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def ingest_one(self, item: Input) -> catalog_pb2.IngestResult:
         if item.rejected:
