@@ -120,3 +120,39 @@ def view(window_center: float = 40.0, series: str = CT, **extra) -> dict:
         "window_width": 400,
         **extra,
     }
+
+
+async def make_hubs(bus_kind: str, redis_url: str | None, **kw):
+    """Two hubs sharing sessions, as two gateway replicas would: over two Redis connections, or
+    (in-process) over one in-memory bus. Returns the hubs and a coroutine function closing them."""
+    from voxcast.gateway.collab import InProcessBus, SessionHub
+    from voxcast.gateway.collab.redis_bus import RedisBus
+
+    kw.setdefault("volume_loader", load_volume)
+    if bus_kind == "redis":
+        buses = [RedisBus(redis_url), RedisBus(redis_url)]
+    else:
+        buses = [InProcessBus()] * 2
+    hubs = [SessionHub(bus, SECRET, **kw) for bus in buses]
+
+    async def close():
+        for hub in hubs:
+            await hub.close()
+        for bus in set(buses):
+            await bus.close()
+
+    return hubs, close
+
+
+async def next_event(participant, timeout: float = 10.0) -> dict:
+    return await asyncio.wait_for(participant.receive(), timeout)
+
+
+async def events_until(participant, last_seq: int, timeout: float = 10.0) -> list[dict]:
+    """Messages up to and including sequence number last_seq (a state message counts as all before)."""
+    out = []
+    while True:
+        message = await next_event(participant, timeout)
+        out.append(message)
+        if message["seq"] >= last_seq:
+            return out

@@ -92,11 +92,16 @@ class Bus(ABC):
         """All fields and the sequence number, read atomically; None when absent or expired."""
 
     @abstractmethod
+    async def current_seq(self, session_id: str) -> int | None:
+        """The session's sequence number; None when absent."""
+
+    @abstractmethod
     async def commit(
         self, session_id: str, expected_seq: int, event: dict, patch: dict[str, Any], ttl_s: float
-    ) -> int | None:
-        """Apply `patch` and publish it if the session is at `expected_seq`; the new sequence
-        number, or None when the session moved on (or is gone) meanwhile."""
+    ) -> tuple[bool, int | None]:
+        """Apply `patch` and publish it if the session is at `expected_seq`. Returns (True, new
+        sequence number), or (False, the current one) when the session moved on meanwhile, or
+        (False, None) when it is gone."""
 
     @abstractmethod
     async def restore(self, session_id: str, snapshot: Snapshot, ttl_s: float) -> bool:
@@ -145,10 +150,14 @@ class InProcessBus(Bus):
         # A deep copy, as a store outside the process would give: callers never share our dicts.
         return Snapshot(entry[0], json.loads(json.dumps(entry[1])))
 
+    async def current_seq(self, session_id):
+        entry = self._get(session_id)
+        return None if entry is None else entry[0]
+
     async def commit(self, session_id, expected_seq, event, patch, ttl_s):
         entry = self._get(session_id)
         if entry is None or entry[0] != expected_seq:
-            return None
+            return False, None if entry is None else entry[0]
         seq, fields = expected_seq + 1, entry[1]
         change = decode_change(seq, encode_change(event, patch))
         for key, value in change.patch.items():
@@ -159,7 +168,7 @@ class InProcessBus(Bus):
         self._sessions[session_id] = (seq, fields, time.monotonic() + ttl_s)
         for sub in self._subs.get(session_id, ()):
             sub.deliver(change)
-        return seq
+        return True, seq
 
     async def restore(self, session_id, snapshot, ttl_s):
         entry = self._get(session_id)

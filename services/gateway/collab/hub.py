@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Loads a series of the session's study as a Volume (the gateway fetches it from the catalog).
 VolumeLoader = Callable[[str], Awaitable[Volume]]
-COMMIT_ATTEMPTS = 20
+COMMIT_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -278,18 +278,39 @@ class Room:
             raise SessionEnded("the session has ended")
         for _ in range(COMMIT_ATTEMPTS):
             async with self._lock:
-                seq, advanced = self.seq, self._advanced
-                change = decide(self.state, actor, command, seq)
-                ttl = self.hub.ended_ttl_s if change.event["type"] == "ended" else self.hub.ttl_s
-                new_seq = await self.hub.bus.commit(self.session_id, seq, change.event, change.patch, ttl)
-                if new_seq is not None:
-                    return self._apply(new_seq, change.event, change.patch)
-            # Another replica committed first: wait for our copy to catch up, then decide again.
-            try:
-                await asyncio.wait_for(advanced.wait(), 1.0)
-            except TimeoutError:
-                await self.resync("commit conflict")
+                seq = self.seq
+                try:
+                    change = decide(self.state, actor, command, seq)
+                except CollabError:
+                    # Refused by our copy: make sure the copy was not behind another replica's
+                    # change (say, the hand-over that made this participant the presenter).
+                    current = await self.hub.bus.current_seq(self.session_id)
+                    if current is None or current <= seq:
+                        raise
+                else:
+                    ttl = self.hub.ended_ttl_s if change.event["type"] == "ended" else self.hub.ttl_s
+                    ok, current = await self.hub.bus.commit(
+                        self.session_id, seq, change.event, change.patch, ttl
+                    )
+                    if ok:
+                        return self._apply(current, change.event, change.patch)
+                    if current is None:
+                        raise SessionNotFound("the session is gone from the store")
+            # Another replica committed first: let our copy catch up, then decide again.
+            await self._reach(current)
         raise Conflict("the session is changing too fast; try again")
+
+    async def _reach(self, seq: int) -> None:
+        """Wait until our copy is at `seq` or later; reload it if the bus seems to lag."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        while self.seq < seq:
+            advanced = self._advanced
+            try:
+                await asyncio.wait_for(advanced.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                await self.resync("copy behind the store")
+                return
 
     async def measured(self, command: dict) -> dict:
         """An annotate command with the server's measurement of it (clients cannot supply one)."""
@@ -422,10 +443,15 @@ class SessionHub:
         self.outbox_limit = outbox_limit
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Lock] = {}
+        self._owns_bus = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **kw) -> SessionHub:
-        return cls(make_bus(settings), settings.secret_key, **kw)
+        """A hub on the bus the settings ask for (Redis when VOXCAST_REDIS_URL is set); it closes
+        the bus when it closes."""
+        hub = cls(make_bus(settings), settings.secret_key, **kw)
+        hub._owns_bus = True
+        return hub
 
     def ttl_for(self, state: SessionState) -> float:
         return self.ended_ttl_s if state.ended else self.ttl_s
@@ -468,10 +494,7 @@ class SessionHub:
             return room
 
     async def state(self, session_id: str) -> SessionState:
-        """The current state of a session (from this gateway's copy when it has one)."""
-        room = self._rooms.get(session_id)
-        if room is not None and not room.closed:
-            return room.state
+        """The session's current state, read from the bus (which every replica's copy follows)."""
         snapshot = await self.bus.load(session_id)
         if snapshot is None:
             raise SessionNotFound(f"no session {session_id}")
@@ -532,4 +555,5 @@ class SessionHub:
     async def close(self) -> None:
         for room in list(self._rooms.values()):
             await room.close()
-        await self.bus.close()
+        if self._owns_bus:
+            await self.bus.close()

@@ -35,7 +35,8 @@ DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 # then field/value pairs to set.
 COMMIT_LUA = """
 local cur = redis.call('HGET', KEYS[1], '_seq')
-if not cur or tonumber(cur) ~= tonumber(ARGV[1]) then return -1 end
+if not cur then return {0, -1} end
+if tonumber(cur) ~= tonumber(ARGV[1]) then return {0, tonumber(cur)} end
 local seq = tonumber(cur) + 1
 redis.call('HSET', KEYS[1], '_seq', seq)
 local ndel = tonumber(ARGV[5])
@@ -43,7 +44,7 @@ for i = 6, 5 + ndel do redis.call('HDEL', KEYS[1], ARGV[i]) end
 for i = 6 + ndel, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], seq .. '|' .. ARGV[4])
-return seq
+return {1, seq}
 """
 
 # KEYS[1] hash; ARGV: seq, ttl ms, channel, mode ("create" or "restore"), then field/value pairs.
@@ -123,6 +124,10 @@ class RedisBus(Bus):
         seq = int(raw.pop(SEQ_FIELD))
         return Snapshot(seq, {k: json.loads(v) for k, v in raw.items()})
 
+    async def current_seq(self, session_id):
+        seq = await self._call(self._client.hget(_key(session_id), SEQ_FIELD))
+        return None if seq is None else int(seq)
+
     async def commit(self, session_id, expected_seq, event, patch, ttl_s):
         deletions = [k for k, v in patch.items() if v is None]
         args = [expected_seq, _ms(ttl_s), _channel(session_id), encode_change(event, patch), len(deletions)]
@@ -130,8 +135,8 @@ class RedisBus(Bus):
         for name, value in patch.items():
             if value is not None:
                 args += [name, _dump(value)]
-        seq = await self._call(self._commit_script(keys=[_key(session_id)], args=args))
-        return None if seq < 0 else int(seq)
+        ok, seq = await self._call(self._commit_script(keys=[_key(session_id)], args=args))
+        return bool(ok), None if seq < 0 else int(seq)
 
     async def touch(self, session_id, ttl_s):
         return bool(await self._call(self._client.pexpire(_key(session_id), _ms(ttl_s))))
