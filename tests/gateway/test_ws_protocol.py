@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import pytest
 import websockets
 from voxcast.gateway.errors import WS_1003_UNSUPPORTED_DATA, WS_4401_UNAUTHORIZED
 
-from .conftest import Viewer, image_size, ws_connect
+from .conftest import GatewayThread, Viewer, image_size, ws_connect
 
 pytestmark = pytest.mark.slow
 
@@ -186,3 +187,73 @@ def test_share_link_opens_only_its_study(stack):
             await viewer.frame_where(lambda h: h["viewport"] == "a")
 
     run(go())
+
+
+def test_fusion_of_ct_and_pet(stack):
+    async def go():
+        async with ws_connect(stack, stack.tokens["doctor"]) as ws:
+            viewer = Viewer(ws)
+            await viewer.event("ready")
+            await viewer.send(type="open", viewport="f", series_uid=stack.study.ct_series_uid, size=[96, 96])
+            await viewer.event("opened")
+            _, plain = await viewer.frame_where(lambda h: h["rung"] == "lossless")
+            await viewer.send(
+                type="view",
+                viewport="f",
+                fusion_series_uid=stack.study.pet_series_uid,
+                fusion_opacity=0.8,
+                fusion_colormap="hot-iron",
+            )
+            state = (await viewer.event("state"))["state"]
+            assert state["fusion_series_uid"] == stack.study.pet_series_uid
+            _, fused = await viewer.frame_where(
+                lambda h: h["rung"] == "lossless" and h["version"] == state["version"]
+            )
+            assert fused != plain
+            await viewer.send(type="view", viewport="f", fusion_series_uid=stack.other_study.pet_series_uid)
+            error = await viewer.event("error")
+            assert (error["code"], error["field"]) == ("invalid_argument", "fusion_series_uid")
+
+    run(go())
+
+
+def test_a_dead_render_service_is_skipped(stack):
+    """Two render addresses, one of them dead: every series still renders."""
+
+    from voxcast.gateway.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    settings = stack.settings.model_copy(update={"render_addrs": f"{dead},{stack.settings.render_addrs}"})
+    gateway = GatewayThread(create_app(settings))
+    url = gateway.start()
+    try:
+
+        async def go():
+            ws_url = url.replace("http://", "ws://") + "/ws?token=" + stack.tokens["doctor"]
+            async with websockets.connect(ws_url) as ws:
+                viewer = Viewer(ws)
+                await viewer.event("ready")
+                uids = [
+                    stack.study.ct_series_uid,
+                    stack.study.pet_series_uid,
+                    stack.other_study.ct_series_uid,
+                ]
+                for i, uid in enumerate(uids):
+                    await viewer.send(type="open", viewport=f"v{i}", series_uid=uid, size=[48, 48])
+                done: set[str] = set()
+                while len(done) < len(uids):
+                    header, _ = await viewer.frame_where(lambda h: h["rung"] == "lossless")
+                    done.add(header["viewport"])
+                assert not [e for e in viewer.events if e["type"] == "error"]
+
+        run(go())
+        health = httpx.get(url + "/api/health").json()
+        assert health["status"] == "ok"
+        assert {r["addr"]: r["reachable"] for r in health["render"]} == {
+            dead: False,
+            stack.settings.render_addrs: True,
+        }
+    finally:
+        gateway.stop()
