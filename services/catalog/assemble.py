@@ -54,10 +54,6 @@ class Frame:
     slope: float
     intercept: float
 
-    @property
-    def normal(self) -> np.ndarray:
-        return np.cross(self.orientation[:3], self.orientation[3:])
-
     def group_key(self) -> tuple:
         return (
             tuple(np.round(self.orientation, ORIENTATION_DECIMALS)),
@@ -136,7 +132,7 @@ def _number(value, default: float) -> float:
         return default
 
 
-def _group_item(ds: Dataset, groups: Dataset | None, sequence: str) -> Dataset | None:
+def _group_item(groups: Dataset | None, sequence: str) -> Dataset | None:
     if groups is None:
         return None
     seq = groups.get(sequence)
@@ -146,7 +142,7 @@ def _group_item(ds: Dataset, groups: Dataset | None, sequence: str) -> Dataset |
 def _functional(ds: Dataset, per_frame: Dataset | None, shared: Dataset | None, sequence: str, keyword: str):
     """An attribute from the per-frame functional group, else the shared one, else the top level."""
     for groups in (per_frame, shared):
-        item = _group_item(ds, groups, sequence)
+        item = _group_item(groups, sequence)
         if item is not None and keyword in item:
             return item.get(keyword)
     return ds.get(keyword)

@@ -132,7 +132,7 @@ def postgres_server(tmp_path_factory):
 @pytest.fixture
 def postgres_url(postgres_server):
     """A fresh, empty database for one test, dropped afterwards."""
-    import psycopg
+    psycopg = pytest.importorskip("psycopg", reason="psycopg (extra `postgres`) is not installed")
 
     name = f"voxcast_test_{uuid.uuid4().hex[:12]}"
     admin = f"postgresql://postgres@{postgres_server}/postgres"
