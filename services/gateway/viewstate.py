@@ -245,44 +245,89 @@ class ViewState:
     def with_(self, **changes) -> ViewState:
         return self._next(**changes)
 
+    def render_fields(self) -> dict:
+        """The view as RenderRequest fields (plane or camera, window, slab, fusion), in plain data:
+        what a shared session mirrors to its participants (collab.models.ViewportState)."""
+        fields: dict = {
+            "series_uid": self.series_uid,
+            "mode": self.mode,
+            "width": self.width,
+            "height": self.height,
+            "preset": self.preset,
+            "window_center": self.window_center,
+            "window_width": self.window_width,
+            "invert": self.invert,
+            "colormap": self.colormap,
+            "slab_mm": self.slab_mm,
+            "slab_mode": self.slab_mode,
+            "shading": self.shading,
+        }
+        if self.mode == "mpr":
+            fields["plane"] = {
+                "center": self.center,
+                "right": self.right,
+                "down": self.down,
+                "pixel_mm": self.pixel_mm,
+            }
+        else:
+            fields["camera"] = {
+                "target": self.center,
+                "direction": tuple(float(c) for c in self.normal),
+                "up": tuple(-float(c) for c in self.down),
+                "fov_mm": self.pixel_mm * self.height,
+            }
+        if self.fusion_series_uid:
+            fields["fusion"] = {
+                "series_uid": self.fusion_series_uid,
+                "opacity": self.fusion_opacity,
+                "colormap": self.fusion_colormap,
+            }
+        return fields
+
     def render_request(self, viewport_id: str, lossless: bool | None = None) -> render_pb2.RenderRequest:
-        vec = lambda v: common_pb2.Vec3(x=v[0], y=v[1], z=v[2])  # noqa: E731
+        f = self.render_fields()
         request = render_pb2.RenderRequest(
-            series_uid=self.series_uid,
-            fusion_series_uid=self.fusion_series_uid,
-            mode=MODES[self.mode],
-            width=self.width,
-            height=self.height,
-            preset=self.preset,
-            window_center=self.window_center,
-            window_width=self.window_width,
-            invert=self.invert,
-            colormap=self.colormap,
-            slab_mm=self.slab_mm,
-            slab_mode=SLAB_MODES[self.slab_mode],
-            shading=self.shading,
-            fusion_opacity=self.fusion_opacity if self.fusion_series_uid else 0.0,
-            fusion_colormap=self.fusion_colormap,
+            series_uid=f["series_uid"],
+            mode=MODES[f["mode"]],
+            width=f["width"],
+            height=f["height"],
+            preset=f["preset"],
+            window_center=f["window_center"],
+            window_width=f["window_width"],
+            invert=f["invert"],
+            colormap=f["colormap"],
+            slab_mm=f["slab_mm"],
+            slab_mode=SLAB_MODES[f["slab_mode"]],
+            shading=f["shading"],
             viewport_id=viewport_id,
             lossless=self.lossless if lossless is None else lossless,
         )
-        if self.mode == "mpr":
+        if "fusion" in f:
+            request.fusion_series_uid = f["fusion"]["series_uid"]
+            request.fusion_opacity = f["fusion"]["opacity"]
+            request.fusion_colormap = f["fusion"]["colormap"]
+        if "plane" in f:
+            p = f["plane"]
             request.plane.CopyFrom(
                 render_pb2.Plane(
-                    center=vec(self.center),
-                    right=vec(self.right),
-                    down=vec(self.down),
-                    pixel_mm=self.pixel_mm,
+                    center=_vec3(p["center"]),
+                    right=_vec3(p["right"]),
+                    down=_vec3(p["down"]),
+                    pixel_mm=p["pixel_mm"],
                 )
             )
         else:
-            up = -np.array(self.down)
+            c = f["camera"]
             request.camera.CopyFrom(
                 render_pb2.Camera(
-                    target=vec(self.center),
-                    direction=vec(self.normal),
-                    up=vec(up),
-                    fov_mm=self.pixel_mm * self.height,
+                    target=_vec3(c["target"]),
+                    direction=_vec3(c["direction"]),
+                    up=_vec3(c["up"]),
+                    fov_mm=c["fov_mm"],
                 )
             )
         return request
+
+
+def _vec3(v) -> common_pb2.Vec3:
+    return common_pb2.Vec3(x=float(v[0]), y=float(v[1]), z=float(v[2]))

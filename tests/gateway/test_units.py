@@ -154,3 +154,13 @@ def test_slow_client_gets_the_newest_frame_not_a_backlog():
         assert '{"type":"error"}' in transport.sent
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("mode", ["mpr", "vr"])
+def test_view_state_is_what_a_shared_session_mirrors(mode):
+    """A viewport's state fits the session layer's viewport model unchanged."""
+    models = pytest.importorskip("voxcast.gateway.collab.models")
+    s = ViewState.initial("1.2", BOX).with_(mode=mode, fusion_series_uid="1.3", fusion_opacity=0.3)
+    mirrored = models.ViewportState(**s.render_fields())
+    assert mirrored.series_uids() == {"1.2", "1.3"}
+    assert (mirrored.plane is not None) == (mode == "mpr")
