@@ -166,6 +166,24 @@ def test_aligned_projection_equals_stored_voxels(backend, rng, dtype):
         )
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_random_aligned_grids_match_reference(backend, rng, dtype):
+    """Voxel-centred grids along permuted, reversed axes, partly outside, thin and thick."""
+    voxels = random_voxels(rng, (7, 11, 9), dtype)
+    handle = backend.prepare(voxels)
+    e = np.eye(3)
+    for _ in range(12):
+        axes = rng.permutation(3)
+        signs = rng.choice([-1.0, 1.0], size=3)
+        dv, du, dk = (signs[i] * e[axes[i]] for i in range(3))
+        origin = rng.integers(-3, 13, size=3).astype(np.float64)
+        width, height = (int(x) for x in rng.integers(1, 15, size=2))
+        grid = RayGrid(origin, du, dv, dk, width, height, int(rng.choice([1, 4, 12])))
+        for reducer in ("max", "min", "mean"):
+            got = backend.project(handle, grid, reducer)
+            assert_projection_close(got, REFERENCE.project(voxels, grid, reducer), voxels)
+
+
 # ---------------------------------------------------------------------------- compositing
 
 

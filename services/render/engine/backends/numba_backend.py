@@ -289,103 +289,6 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                 out[v, u] = np.nan
 
 
-@njit(cache=True)
-def _axis_range(start, step, count, n):
-    """Indices i in [0, count) with 0 <= start + i*step <= n-1, as (first, last); integer steps."""
-    if step == 0:
-        if 0 <= start <= n - 1:
-            return 0, count - 1
-        return 0, -1
-    if step > 0:
-        first = 0 if start >= 0 else (-start + step - 1) // step
-        last = (n - 1 - start) // step if start <= n - 1 else -1
-    else:
-        s = -step
-        first = 0 if start <= n - 1 else (start - (n - 1) + s - 1) // s
-        last = start // s if start >= 0 else -1
-    return max(first, 0), min(last, count - 1)
-
-
-ALIGNED_CHUNK_ROWS = 16
-
-
-@njit(parallel=True, cache=True)
-def _project_aligned(vol, start, sv, su, sk, width, height, nsamples, mode, out):
-    """Projection whose samples are voxel centres: start/sv/su/sk are integer index vectors, the three
-    steps along distinct axes (sk may be zero for a thin slice). A strided reduction, no interpolation:
-    chunks of image rows in parallel, each reducing slice after slice, so that memory streams the
-    way numpy's own reduction reads it. Max/min run in the voxel dtype (exact), the mean in float64."""
-    shape = vol.shape
-    flat = vol.reshape(-1)
-    strides = (shape[1] * shape[2], shape[2], 1)
-    ov = sv[0] * strides[0] + sv[1] * strides[1] + sv[2] * strides[2]
-    ou = su[0] * strides[0] + su[1] * strides[1] + su[2] * strides[2]
-    ok = sk[0] * strides[0] + sk[1] * strides[1] + sk[2] * strides[2]
-    v0, v1 = 0, height - 1
-    u0, u1 = 0, width - 1
-    k0, k1 = 0, nsamples - 1
-    for a in range(3):
-        if sv[a] != 0:
-            f, last = _axis_range(start[a], sv[a], height, shape[a])
-            v0, v1 = max(v0, f), min(v1, last)
-        if su[a] != 0:
-            f, last = _axis_range(start[a], su[a], width, shape[a])
-            u0, u1 = max(u0, f), min(u1, last)
-        if sv[a] == 0 and su[a] == 0:
-            f, last = _axis_range(start[a], sk[a], nsamples, shape[a])
-            k0, k1 = max(k0, f), min(k1, last)
-    out[:, :] = np.nan
-    if v0 > v1 or u0 > u1 or k0 > k1:
-        return
-    nu = u1 - u0 + 1
-    base0 = start[0] * strides[0] + start[1] * strides[1] + start[2] * strides[2] + u0 * ou
-    nchunks = (v1 - v0 + ALIGNED_CHUNK_ROWS) // ALIGNED_CHUNK_ROWS
-    for chunk in prange(nchunks):
-        r0 = v0 + chunk * ALIGNED_CHUNK_ROWS
-        r1 = min(r0 + ALIGNED_CHUNK_ROWS, v1 + 1)
-        if mode == 2:
-            total = np.zeros((r1 - r0, nu), dtype=np.float64)
-            for k in range(k0, k1 + 1):
-                for r in range(r0, r1):
-                    off = base0 + r * ov + k * ok
-                    row = total[r - r0]
-                    if ou == 1:
-                        for i in range(nu):
-                            row[i] += flat[off + i]
-                    else:
-                        for i in range(nu):
-                            row[i] += flat[off + i * ou]
-            scale = 1.0 / (k1 - k0 + 1)
-            for r in range(r0, r1):
-                for i in range(nu):
-                    out[r, u0 + i] = total[r - r0, i] * scale
-            continue
-        acc = np.empty((r1 - r0, nu), dtype=vol.dtype)
-        for r in range(r0, r1):
-            off = base0 + r * ov + k0 * ok
-            for i in range(nu):
-                acc[r - r0, i] = flat[off + i * ou]
-        for k in range(k0 + 1, k1 + 1):
-            for r in range(r0, r1):
-                off = base0 + r * ov + k * ok
-                row = acc[r - r0]
-                if ou == 1 and mode == 0:
-                    for i in range(nu):
-                        row[i] = max(row[i], flat[off + i])
-                elif ou == 1:
-                    for i in range(nu):
-                        row[i] = min(row[i], flat[off + i])
-                elif mode == 0:
-                    for i in range(nu):
-                        row[i] = max(row[i], flat[off + i * ou])
-                else:
-                    for i in range(nu):
-                        row[i] = min(row[i], flat[off + i * ou])
-        for r in range(r0, r1):
-            for i in range(nu):
-                out[r, u0 + i] = acc[r - r0, i]
-
-
 # ---------------------------------------------------------------------------- compositing
 
 
@@ -571,6 +474,49 @@ def _aligned_steps(grid: RayGrid):
     return start, sv, su, sk
 
 
+def _index_range(start: int, step: int, count: int, n: int) -> tuple[int, int]:
+    """[first, last] of i in [0, count) with 0 <= start + i*step <= n-1, for step in {-1, 1}."""
+    if step > 0:
+        return max(0, -start), min(count - 1, n - 1 - start)
+    return max(0, start - (n - 1)), min(count - 1, start)
+
+
+def _project_aligned(voxels: np.ndarray, aligned, grid: RayGrid, reducer: Reducer) -> np.ndarray:
+    """A view whose samples are voxel centres: the projection is numpy's reduction over a strided
+    view of the stored voxels (trilinear at a voxel centre is the voxel), one memory pass."""
+    start, sv, su, sk = aligned
+    out = np.full((grid.height, grid.width), np.nan, dtype=np.float32)
+    steps = {"v": sv, "u": su, "k": sk}
+    lo = {"v": 0, "u": 0, "k": 0}
+    hi = {"v": grid.height - 1, "u": grid.width - 1, "k": grid.nsamples - 1}
+    index: list[slice | int] = [0, 0, 0]
+    axis_of: dict[str, int] = {}
+    for a in range(3):
+        owner = next((n for n in ("v", "u", "k") if steps[n][a] != 0), None)
+        s0 = int(start[a])
+        if owner is None:  # the fixed axis of a thin slice
+            if not 0 <= s0 < voxels.shape[a]:
+                return out
+            index[a] = s0
+            continue
+        first, last = _index_range(s0, int(steps[owner][a]), hi[owner] + 1, voxels.shape[a])
+        lo[owner], hi[owner] = max(lo[owner], first), min(hi[owner], last)
+        axis_of[owner] = a
+    if any(lo[n] > hi[n] for n in lo):
+        return out
+    for owner, a in axis_of.items():
+        step = int(steps[owner][a])
+        i0, i1 = int(start[a]) + lo[owner] * step, int(start[a]) + hi[owner] * step
+        index[a] = slice(i0, i1 + 1) if step > 0 else slice(i0, i1 - 1 if i1 > 0 else None, -1)
+    view = voxels[tuple(index)]
+    names = sorted(axis_of, key=axis_of.get)  # the view's axes, in volume order
+    view = np.transpose(view, [names.index(n) for n in ("v", "u", "k") if n in names])
+    if "k" in names:
+        view = {"max": np.max, "min": np.min, "mean": np.mean}[reducer](view, axis=2)
+    out[lo["v"] : hi["v"] + 1, lo["u"] : hi["u"] + 1] = view
+    return out
+
+
 class Backend:
     name = "numba"
 
@@ -596,15 +542,11 @@ class Backend:
         if reducer not in _REDUCERS:
             raise ValueError(f"unknown reducer {reducer!r}; known: {', '.join(_REDUCERS)}")
         check_grid(grid)
-        mode = _REDUCERS[reducer]
-        out = np.empty((grid.height, grid.width), dtype=np.float32)
         aligned = _aligned_steps(grid)
         if aligned is not None:
-            start, sv, su, sk = aligned
-            _project_aligned(
-                handle.voxels, start, sv, su, sk, grid.width, grid.height, grid.nsamples, mode, out
-            )
-            return out
+            return _project_aligned(handle.voxels, aligned, grid, reducer)
+        mode = _REDUCERS[reducer]
+        out = np.empty((grid.height, grid.width), dtype=np.float32)
         _project_rays(
             handle.voxels,
             handle.block_min,
