@@ -24,6 +24,7 @@ from .errors import InvalidArgument, NotAVolume, NotFound
 from .index import Index, InstanceInfo, SeriesInfo, StudyInfo
 from .ingest import Ingestor
 from .sources import Input, is_zip, iter_paths, iter_zip
+from .volcache import DEFAULT_CACHE_BYTES, VolumeCache
 
 log = logging.getLogger(__name__)
 MAX_SEARCH_LIMIT = 1000
@@ -31,9 +32,10 @@ DEFAULT_SEARCH_LIMIT = 100
 
 
 class Catalog:
-    def __init__(self, index: Index, blobs: BlobStore, tmp_dir: Path):
+    def __init__(self, index: Index, blobs: BlobStore, tmp_dir: Path, cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.index = index
         self.blobs = blobs
+        self.volumes = VolumeCache(cache_bytes)
         self.tmp_dir = Path(tmp_dir)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._ingestor = Ingestor(index, blobs)
@@ -48,8 +50,12 @@ class Catalog:
 
     # -- ingest -------------------------------------------------------------------------------
 
-    def ingest(self, paths: Iterable[str | os.PathLike]) -> Iterator[catalog_pb2.IngestResult]:
+    def ingest(self, paths: Iterable[str | os.PathLike]) -> list[catalog_pb2.IngestResult]:
         """Ingest local files, folders, zip archives and DICOMDIRs; one result per file found."""
+        return list(self.iter_ingest(paths))
+
+    def iter_ingest(self, paths: Iterable[str | os.PathLike]) -> Iterator[catalog_pb2.IngestResult]:
+        """`ingest`, yielding each result as soon as its file is done."""
         return self._ingestor.ingest(iter_paths(paths))
 
     def ingest_inputs(self, inputs: Iterable[Input]) -> Iterator[catalog_pb2.IngestResult]:
@@ -129,8 +135,12 @@ class Catalog:
         return info
 
     def fetch_volume(self, series_uid: str) -> Volume:
-        """Assemble and decode the series. Raises NotAVolume when it is not one."""
-        self._series(series_uid)
+        """Assemble and decode the series (or take it from the cache; its voxels are read-only).
+        Raises NotAVolume when it is not one."""
+        series = self._series(series_uid)
+        cached = self.volumes.get(series_uid, series.num_instances)
+        if cached is not None:
+            return cached
         instances = self.index.list_instances(series_uid)
         plan = plan_series([self._read(i, pixels=False) for i in instances])
         volume = load_volume(plan, lambda k: self._read(instances[k], pixels=True), series_uid)
@@ -138,6 +148,7 @@ class Catalog:
             # Values overflowed int16: keep GetSeries telling the dtype FetchVolume sends.
             plan.dtype = str(volume.voxels.dtype)
             self.index.set_volume_info(series_uid, plan.info(), len(instances))
+        self.volumes.put(series_uid, len(instances), volume)
         return volume
 
     # -- helpers ------------------------------------------------------------------------------

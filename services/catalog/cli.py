@@ -72,7 +72,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     catalog = _open(args.catalog)
     counts: Counter[str] = Counter()
     try:
-        for result in catalog.ingest(args.paths):
+        for result in catalog.iter_ingest(args.paths):
             status = STATUS_NAMES.get(result.status, "rejected")
             counts[status] += 1
             if args.json:

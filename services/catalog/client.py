@@ -99,6 +99,10 @@ class CatalogClient:
         out.extend(results[k:])
         return out
 
+    def iter_ingest(self, paths: Iterable[str | os.PathLike]) -> Iterator[catalog_pb2.IngestResult]:
+        """`ingest` with the local catalog's streaming signature (results come after the upload)."""
+        return iter(self.ingest(paths))
+
     # -- queries ------------------------------------------------------------------------------
 
     def search_studies(self, **filters) -> list[catalog_pb2.Study]:
