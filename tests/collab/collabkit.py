@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import numpy as np
+from argon2 import PasswordHasher
 
 from voxcast.volume import Volume
 
@@ -17,6 +18,10 @@ STUDY = "1.2.840.1"
 CT = "1.2.840.1.1"
 PET = "1.2.840.1.2"
 OTHER_STUDY_SERIES = "1.2.840.9.1"
+
+
+# Real argon2, with parameters cheap enough for a test suite on a shared two-core machine.
+FAST_PIN_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def run(coro, timeout: float = 30.0):
@@ -129,6 +134,7 @@ async def make_hubs(bus_kind: str, redis_url: str | None, **kw):
     from voxcast.gateway.collab.redis_bus import RedisBus
 
     kw.setdefault("volume_loader", load_volume)
+    kw.setdefault("pin_hasher", FAST_PIN_HASHER)
     if bus_kind == "redis":
         buses = [RedisBus(redis_url), RedisBus(redis_url)]
     else:

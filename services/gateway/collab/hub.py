@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from argon2 import PasswordHasher
+
 from voxcast.config import Settings
 from voxcast.volume import Volume
 
@@ -432,9 +434,10 @@ class SessionHub:
         ended_ttl_s: float = 600,
         keepalive_s: float | None = None,
         outbox_limit: int = 256,
+        pin_hasher: PasswordHasher | None = None,
     ) -> None:
         self.bus = bus
-        self.invites = InviteCodec(secret_key)
+        self.invites = InviteCodec(secret_key, pin_hasher)
         self.volume_loader = volume_loader
         self.renderer = renderer
         self.ttl_s = ttl_s
