@@ -76,6 +76,9 @@ class ViewportFeed:
         if self.settled is not None:
             sink.put(self.viewport_id, self.settled)
 
+    def __contains__(self, sink: LatestFrames) -> bool:
+        return sink in self._sinks
+
     def detach(self, sink: LatestFrames) -> None:
         self._sinks.discard(sink)
 

@@ -379,7 +379,7 @@ class Room:
                 feed = self.feeds[vid] = ViewportFeed(vid, self.hub.renderer)
             for conn in self.connections:
                 if conn in followers:
-                    if conn.frames not in feed._sinks:
+                    if conn.frames not in feed:
                         feed.attach(conn.frames)
                 else:
                     feed.detach(conn.frames)

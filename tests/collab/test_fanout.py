@@ -1,0 +1,91 @@
+"""Latest-wins frame slots and one render per view state."""
+
+from __future__ import annotations
+
+import asyncio
+
+from collabkit import run
+from voxcast.gateway.collab import LatestFrames, ViewportFeed
+
+
+def test_latest_frames_keep_only_the_newest_per_viewport():
+    async def scenario():
+        slot = LatestFrames()
+        for i in range(3):
+            slot.put("ax", i)
+        slot.put("cor", "c")
+        assert slot.dropped == 2 and slot.pending() == 2
+        assert await slot.get() == ("ax", 2)
+        assert await slot.get() == ("cor", "c")
+        waiter = asyncio.create_task(slot.get())
+        await asyncio.sleep(0)
+        slot.put("sag", "s")
+        assert await waiter == ("sag", "s")
+        slot.close()
+        try:
+            await slot.get()
+        except EOFError:
+            pass
+        else:
+            raise AssertionError("a closed slot must not wait forever")
+
+    run(scenario())
+
+
+def test_a_new_view_cancels_the_render_in_flight():
+    async def scenario():
+        started, gate = [], asyncio.Event()
+
+        async def render(viewport_id, state):
+            started.append(state["n"])
+            yield ("preview", state["n"])
+            await gate.wait()
+            yield ("lossless", state["n"])
+
+        feed = ViewportFeed("ax", render)
+        fast, slow = LatestFrames(), LatestFrames()
+        feed.attach(fast)
+        feed.attach(slow)
+        feed.show({"n": 1})
+        feed.show({"n": 1})  # same view: no second render
+        await asyncio.sleep(0.01)
+        feed.show({"n": 2})  # cancels the first at its next rung
+        await asyncio.sleep(0.01)
+        gate.set()
+        frames = []
+        while True:
+            _, frame = await asyncio.wait_for(fast.get(), 5)
+            frames.append(frame)
+            if frame == ("lossless", 2):
+                break
+        assert ("lossless", 1) not in frames
+        assert started == [1, 2] and feed.renders == 2
+        assert feed.settled == ("lossless", 2)
+        # The participant who never read holds one frame: the newest.
+        assert slow.pending() == 1 and (await slow.get())[1] == ("lossless", 2)
+        late = LatestFrames()
+        feed.attach(late)
+        assert (await late.get())[1] == ("lossless", 2)
+        await feed.close()
+
+    run(scenario())
+
+
+def test_a_failing_render_is_logged_and_the_next_view_renders(caplog):
+    async def scenario():
+        async def render(viewport_id, state):
+            if state["n"] == 1:
+                raise RuntimeError("render service down")
+            yield state["n"]
+
+        feed = ViewportFeed("ax", render)
+        sink = LatestFrames()
+        feed.attach(sink)
+        feed.show({"n": 1})
+        await asyncio.sleep(0.01)
+        feed.show({"n": 2})
+        assert await asyncio.wait_for(sink.get(), 5) == ("ax", 2)
+        await feed.close()
+
+    run(scenario())
+    assert "rendering viewport ax failed" in caplog.text
