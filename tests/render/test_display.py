@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from voxcast.render.engine.colormaps import COLORMAPS, colormap
 from voxcast.render.engine.transfer import REFERENCE_MM, TRANSFER_PRESETS, TransferFunction, get_transfer
-from voxcast.render.engine.window import WINDOW_PRESETS, Window, auto_window, normalise, to_rgb, windowed_rgb
+from voxcast.render.engine.window import (
+    NO_DATA,
+    WINDOW_PRESETS,
+    Window,
+    auto_window,
+    display_levels,
+    to_rgb,
+    windowed_rgb,
+)
 
 
 def test_window_presets_are_the_usual_ct_values():
@@ -20,8 +28,9 @@ def test_window_presets_are_the_usual_ct_values():
 def test_window_maps_its_range_onto_black_to_white():
     w = Window(40, 400)
     values = np.array([-1000, -160, 40, 240, 3000, np.nan], np.float32)
-    np.testing.assert_allclose(normalise(values, w)[:5], [0, 0, 0.5, 1, 1])
-    np.testing.assert_allclose(normalise(values, w, invert=True)[:5], [1, 1, 0.5, 0, 0])
+    assert display_levels(values, w).tolist() == [0, 0, 128, 255, 255, NO_DATA]
+    assert display_levels(values, w, invert=True).tolist() == [255, 255, 128, 0, 0, NO_DATA]
+    assert display_levels(np.array([-159.9, 239.9], np.float32), w).tolist() == [0, 255]
     rgb = windowed_rgb(values[None], w)[0]
     assert rgb.dtype == np.uint8 and rgb.shape == (6, 3)
     assert rgb[:, 0].tolist() == [0, 0, 128, 255, 255, 0]  # NaN (outside) is black
@@ -43,7 +52,7 @@ def test_colormaps_run_from_dark_to_bright():
     hot = colormap("Hot Iron")
     assert hot[0].tolist() == [0, 0, 0] and hot[255].tolist() == [255, 255, 255]
     assert hot[100, 0] > hot[100, 1] >= hot[100, 2]  # red first, then yellow, then white
-    rgb = to_rgb(np.array([[0.0, 1.0, np.nan]]), "hot-iron")
+    rgb = to_rgb(np.array([[0, 255, NO_DATA]]), "hot-iron")
     assert rgb[0].tolist() == [[0, 0, 0], [255, 255, 255], [0, 0, 0]]
     with pytest.raises(ValueError, match="known: grayscale"):
         colormap("viridis")

@@ -49,3 +49,11 @@ def colormap(name: str) -> np.ndarray:
     table = np.round(rgb * 255).astype(np.uint8)
     table.setflags(write=False)
     return table
+
+
+@lru_cache
+def colormap_with_background(name: str) -> np.ndarray:
+    """(257, 3) uint8: the colormap, then black for pixels without data."""
+    table = np.vstack([colormap(name), np.zeros((1, 3), np.uint8)])
+    table.setflags(write=False)
+    return table

@@ -19,7 +19,7 @@ from .rays import Backend, Shading
 from .request import ViewRequest
 from .transfer import RELATIVE_PRESETS, default_transfer_name, get_transfer, rescaled
 from .views import Labels
-from .window import AUTO, WINDOW_PRESETS, Window, default_window_name, normalise, to_rgb
+from .window import AUTO, NO_DATA, WINDOW_PRESETS, Window, default_window_name, display_levels, to_rgb
 
 
 @dataclass
@@ -90,14 +90,20 @@ def _check_fusion(primary: PreparedVolume, fusion: PreparedVolume) -> None:
 def _fusion_layer(
     fusion: PreparedVolume, request: ViewRequest, wgrid: WorldGrid, level: int, backend, reducer: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb float in [0, 1], alpha) of the fusion volume at the primary's sample points."""
+    """(rgb uint8, alpha float32) of the fusion volume at the primary's sample points."""
     volume, fbackend, handle = _backend_and_handle(fusion, min(level, len(fusion.levels) - 1), backend)
     values = fbackend.project(handle, wgrid.in_index_space(volume), reducer)
-    window = resolve_window(fusion, "", request.fusion_window)
-    intensity = normalise(values, window)
-    rgb = to_rgb(intensity, request.fusion_colormap).astype(np.float32) / 255.0
-    alpha = np.where(np.isnan(values), 0.0, request.fusion_opacity).astype(np.float32)
-    return rgb, alpha
+    levels = display_levels(values, resolve_window(fusion, "", request.fusion_window))
+    alpha = np.where(levels == NO_DATA, np.float32(0), np.float32(request.fusion_opacity))
+    return to_rgb(levels, request.fusion_colormap), alpha
+
+
+def blend(under: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """uint8 RGB of `over` laid on `under` with per-pixel opacity `alpha`."""
+    base = under.astype(np.float32)
+    out = base + alpha[..., None] * (over.astype(np.float32) - base)
+    out += np.float32(0.5)
+    return out.astype(np.uint8)
 
 
 def render(
@@ -133,39 +139,27 @@ def render(
     timing: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    window = None
+    window = values = None
     if mode == "vr":
-        rgba = backend_used.composite(
-            handle, grid, _lut(prepared, request, wgrid.step_mm), _shading(volume, request, plane.normal)
-        )
-        values = None
+        lut = _lut(prepared, request, wgrid.step_mm)
+        rgba = backend_used.composite(handle, grid, lut, _shading(volume, request, plane.normal))
         timing["sample_ms"] = (time.perf_counter() - t0) * 1e3
         # Premultiplied colour over a black background is the colour itself.
-        colour = np.clip(rgba[..., :3], 0.0, 1.0)
+        rgb = (np.clip(rgba[..., :3], 0.0, 1.0) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
     else:
         values = backend_used.project(handle, grid, request.reducer)
         timing["sample_ms"] = (time.perf_counter() - t0) * 1e3
         window = resolve_window(prepared, request.preset, request.window)
-        colour = None
-    # A fused slice (or slab) samples the PET like the primary; projections and vr show its MIP.
-    fusion_reducer = request.reducer if mode == "mpr" else "max"
+        rgb = to_rgb(display_levels(values, window, request.invert), request.colormap)
+    timing["display_ms"] = (time.perf_counter() - t0) * 1e3 - timing["sample_ms"]
 
-    t1 = time.perf_counter()
-    if fusion is None:
-        if values is not None:
-            rgb = to_rgb(normalise(values, window, request.invert), request.colormap)
-        else:
-            rgb = np.round(colour * 255).astype(np.uint8)
-    else:
-        if colour is None:
-            colour = (
-                to_rgb(normalise(values, window, request.invert), request.colormap).astype(np.float32) / 255.0
-            )
-        f_rgb, f_alpha = _fusion_layer(fusion, request, wgrid, level, backend, fusion_reducer)
-        colour = colour * (1.0 - f_alpha[..., None]) + f_rgb * f_alpha[..., None]
-        rgb = np.round(np.clip(colour, 0.0, 1.0) * 255).astype(np.uint8)
+    if fusion is not None:
+        t1 = time.perf_counter()
+        # A fused slice (or slab) samples the PET like the primary; projections and vr show its MIP.
+        reducer = request.reducer if mode == "mpr" else "max"
+        rgb = blend(rgb, *_fusion_layer(fusion, request, wgrid, level, backend, reducer))
         values = None
-    timing["post_ms"] = (time.perf_counter() - t1) * 1e3
+        timing["fusion_ms"] = (time.perf_counter() - t1) * 1e3
     timing["total_ms"] = (time.perf_counter() - started) * 1e3
     return RenderedImage(
         rgb=rgb,

@@ -1,7 +1,8 @@
 """Window/level: from modality units to display intensities, presets, and RGB uint8 frames.
 
-A window (center C, width W) maps C - W/2 to black and C + W/2 to white, linearly, clamped.
-NaN (no sample: outside the volume) is background: black whatever the window, inversion or map.
+A window (center C, width W) maps C - W/2 to level 0 and C + W/2 to level 255, linearly, clamped
+and rounded; a colormap turns levels into RGB. NaN (no sample: outside the volume) is background:
+black whatever the window, inversion or map.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .colormaps import colormap
+from .colormaps import colormap_with_background
 
 
 class Window(NamedTuple):
@@ -78,23 +79,28 @@ def is_window_preset(name: str) -> bool:
     return preset_key(name) in WINDOW_PRESETS or preset_key(name) == AUTO
 
 
-def normalise(values: np.ndarray, window: Window, invert: bool = False) -> np.ndarray:
-    """Display intensities in [0, 1] (float32); NaN stays NaN."""
-    t = np.clip((np.asarray(values, dtype=np.float32) - window.lo) / window.width, 0.0, 1.0)
-    return 1.0 - t if invert else t
+# Display levels 0..255; NO_DATA indexes the extra, black row of every colormap table.
+NO_DATA = 256
 
 
-def to_rgb(intensity: np.ndarray, cmap: str = "grayscale") -> np.ndarray:
-    """(H, W, 3) uint8 from intensities in [0, 1]; NaN is black."""
-    table = colormap(cmap)
-    nan = np.isnan(intensity)
-    index = np.round(np.where(nan, 0.0, intensity) * 255).astype(np.intp)
-    rgb = table[index]
-    rgb[nan] = 0
-    return rgb
+def display_levels(values: np.ndarray, window: Window, invert: bool = False) -> np.ndarray:
+    """Grey levels 0..255 (rounded) of values under a window, NO_DATA where a value is NaN."""
+    t = np.subtract(values, np.float32(window.lo), dtype=np.float32)
+    t *= np.float32(255.0 / window.width)
+    np.clip(t, 0.0, 255.0, out=t)  # NaN stays NaN
+    if invert:
+        np.subtract(np.float32(255.0), t, out=t)
+    t += np.float32(0.5)
+    t[np.isnan(t)] = NO_DATA
+    return t.astype(np.intp)
+
+
+def to_rgb(levels: np.ndarray, cmap: str = "grayscale") -> np.ndarray:
+    """(..., 3) uint8 of display levels through a colormap; NO_DATA is black."""
+    return np.take(colormap_with_background(cmap), levels, axis=0)
 
 
 def windowed_rgb(
     values: np.ndarray, window: Window, invert: bool = False, cmap: str = "grayscale"
 ) -> np.ndarray:
-    return to_rgb(normalise(values, window, invert), cmap)
+    return to_rgb(display_levels(values, window, invert), cmap)
