@@ -103,29 +103,37 @@ def _inside(z, y, x, nz, ny, nx):
 
 
 @njit(cache=True)
-def _clip_axis(c, d, n, tmin, tmax):
-    """Narrow [tmin, tmax] to the ray parameters where c + t*d lies in the inside band of an axis."""
+def _clip_axis(c, d, inv, n, tmin, tmax):
+    """Narrow [tmin, tmax] to the ray parameters where c + t*d lies in the inside band of an axis
+    (inv = 1/d, computed once per grid)."""
     lo = -INSIDE_TOL
     hi = n - 1 + INSIDE_TOL
     if d == 0.0:
         if c < lo or c > hi:
             return 1.0, 0.0
         return tmin, tmax
-    t1 = (lo - c) / d
-    t2 = (hi - c) / d
+    t1 = (lo - c) * inv
+    t2 = (hi - c) * inv
     if t1 > t2:
         t1, t2 = t2, t1
     return max(tmin, t1), min(tmax, t2)
 
 
 @njit(cache=True)
-def _ray_range(cz, cy, cx, dz, dy, dx, nz, ny, nx, nsamples):
+def _inverse(d):
+    return 1.0 / d if d != 0.0 else 0.0
+
+
+@njit(cache=True)
+def _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples):
     """First and last sample worth visiting (may be empty: k0 > k1), one sample of slack each side
-    so that rounding never drops a sample the inside test would keep."""
+    so that rounding never drops a sample the inside test would keep. Only those two slack samples
+    can be outside: samples strictly between them are inside (up to rounding at the band's edge,
+    INSIDE_TOL away from the voxels, where the reference's own rounding decides just the same)."""
     tmin, tmax = 0.0, nsamples - 1.0
-    tmin, tmax = _clip_axis(cz, dz, nz, tmin, tmax)
-    tmin, tmax = _clip_axis(cy, dy, ny, tmin, tmax)
-    tmin, tmax = _clip_axis(cx, dx, nx, tmin, tmax)
+    tmin, tmax = _clip_axis(cz, dz, iz, nz, tmin, tmax)
+    tmin, tmax = _clip_axis(cy, dy, iy, ny, tmin, tmax)
+    tmin, tmax = _clip_axis(cx, dx, ix, nx, tmin, tmax)
     if tmin > tmax:
         return 0, -1
     k0 = max(0, int(math.ceil(tmin)) - 1)
@@ -143,14 +151,14 @@ def _block_of(p, n):
 
 
 @njit(cache=True)
-def _dda_axis(c, d, p, n):
+def _dda_axis(c, d, inv, p, n):
     """Block walk set-up on one axis: (block of p, ray parameter where the ray leaves that block,
-    parameter span of one block, block step)."""
+    parameter span of one block, block step); inv = 1/d."""
     b = _block_of(p, n)
     if d > 0.0:
-        return b, ((b + 1) * BLOCK - c) / d, BLOCK / d, 1
+        return b, ((b + 1) * BLOCK - c) * inv, BLOCK * inv, 1
     if d < 0.0:
-        return b, (b * BLOCK - c) / d, -BLOCK / d, -1
+        return b, (b * BLOCK - c) * inv, -BLOCK * inv, -1
     return b, np.inf, np.inf, 0
 
 
@@ -205,9 +213,10 @@ def _block_minmax(vol, bmin, bmax):
 
 
 @njit(cache=True)
-def _extreme_update(vol, z, y, x, nz, ny, nx, sign, best, best_k, k):
-    """One sample of a MIP (sign 1) / MinIP (sign -1) ray: (best, best_k) after it."""
-    if _inside(z, y, x, nz, ny, nx):
+def _extreme_update(vol, z, y, x, nz, ny, nx, sign, best, best_k, k, check):
+    """One sample of a MIP (sign 1) / MinIP (sign -1) ray: (best, best_k) after it. The inside
+    test runs where `check` says (the slack samples at a ray's ends, see _ray_range)."""
+    if not check or _inside(z, y, x, nz, ny, nx):
         val = sign * _trilinear(vol, z, y, x)
         if best_k < 0 or val > best:
             return val, k
@@ -219,6 +228,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
     nz, ny, nx = vol.shape
     nbz, nby, nbx = bmax.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
+    iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
     sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
     for v in prange(height):
         warm = -1  # depth of the previous pixel's extreme: a cheap first bound for skipping
@@ -226,7 +236,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
             cz = origin[0] + v * dv[0] + u * du[0]
             cy = origin[1] + v * dv[1] + u * du[1]
             cx = origin[2] + v * dv[2] + u * du[2]
-            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, nz, ny, nx, nsamples)
+            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             if mode == 2:
                 total = 0.0
                 count = 0
@@ -234,7 +244,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                     z = cz + k * dz
                     y = cy + k * dy
                     x = cx + k * dx
-                    if _inside(z, y, x, nz, ny, nx):
+                    if (k != k0 and k != k1) or _inside(z, y, x, nz, ny, nx):
                         total += _trilinear(vol, z, y, x)
                         count += 1
                 out[v, u] = total / count if count > 0 else np.nan
@@ -243,17 +253,39 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
             best_k = -1
             if k0 <= warm <= k1:
                 best, best_k = _extreme_update(
-                    vol, cz + warm * dz, cy + warm * dy, cx + warm * dx, nz, ny, nx, sign, best, best_k, warm
+                    vol,
+                    cz + warm * dz,
+                    cy + warm * dy,
+                    cx + warm * dx,
+                    nz,
+                    ny,
+                    nx,
+                    sign,
+                    best,
+                    best_k,
+                    warm,
+                    True,
                 )
             if k1 - k0 < BLOCK:  # a short ray: block walking would not pay
                 for k in range(k0, k1 + 1):
                     best, best_k = _extreme_update(
-                        vol, cz + k * dz, cy + k * dy, cx + k * dx, nz, ny, nx, sign, best, best_k, k
+                        vol,
+                        cz + k * dz,
+                        cy + k * dy,
+                        cx + k * dx,
+                        nz,
+                        ny,
+                        nx,
+                        sign,
+                        best,
+                        best_k,
+                        k,
+                        k == k0 or k == k1,
                     )
             else:
-                bz, tz, dtz, sz = _dda_axis(cz, dz, cz + k0 * dz, nz)
-                by, ty, dty, sy = _dda_axis(cy, dy, cy + k0 * dy, ny)
-                bx, tx, dtx, sx = _dda_axis(cx, dx, cx + k0 * dx, nx)
+                bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz)
+                by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k0 * dy, ny)
+                bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k0 * dx, nx)
                 k = k0
                 while k <= k1:
                     kend = _block_span_end(tz, ty, tx, k1)
@@ -274,6 +306,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                                     best,
                                     best_k,
                                     kk,
+                                    kk == k0 or kk == k1,
                                 )
                         k = kend + 1
                     if tz <= ty and tz <= tx:
@@ -366,6 +399,7 @@ def _composite_rays(
     nz, ny, nx = vol.shape
     nbz, nby, nbx = occ.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
+    iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
     last = np.float64(table.shape[0] - 1)
     ambient, diffuse, specular, shininess = params[0], params[1], params[2], params[3]
     for v in prange(height):
@@ -373,14 +407,14 @@ def _composite_rays(
             cz = origin[0] + v * dv[0] + u * du[0]
             cy = origin[1] + v * dv[1] + u * du[1]
             cx = origin[2] + v * dv[2] + u * du[2]
-            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, nz, ny, nx, nsamples)
+            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             cr = 0.0
             cg = 0.0
             cb = 0.0
             ca = 0.0
-            bz, tz, dtz, sz = _dda_axis(cz, dz, cz + k0 * dz, nz)
-            by, ty, dty, sy = _dda_axis(cy, dy, cy + k0 * dy, ny)
-            bx, tx, dtx, sx = _dda_axis(cx, dx, cx + k0 * dx, nx)
+            bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz)
+            by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k0 * dy, ny)
+            bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k0 * dx, nx)
             k = k0
             while k <= k1 and ca < ERT_ALPHA:
                 kend = _block_span_end(tz, ty, tx, k1)
@@ -390,7 +424,7 @@ def _composite_rays(
                         z = cz + kk * dz
                         y = cy + kk * dy
                         x = cx + kk * dx
-                        if not _inside(z, y, x, nz, ny, nx):
+                        if (kk == k0 or kk == k1) and not _inside(z, y, x, nz, ny, nx):
                             continue
                         r, g, b, a = _lut(table, _trilinear(vol, z, y, x), lo, scale, last)
                         if a <= 0.0:
