@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from .engine.backends import BACKENDS
+from .engine.colormaps import COLORMAPS
 from .engine.request import MODES, SLAB_MODES
+from .engine.transfer import TRANSFER_PRESETS
 from .engine.views import STANDARD_PLANES
+from .engine.window import AUTO, WINDOW_PRESETS
 
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 DEFAULT_SIZE = (512, 512)
@@ -63,7 +66,9 @@ def register(commands, serve_commands) -> None:
     p = commands.add_parser(
         "render",
         help="render one picture of a series (MPR, MIP/MinIP/AvgIP, VR, PET/CT fusion) to a file",
-        description=__doc__.split("\n\n")[0],
+        description="Render one picture of a catalog series (optionally fused with a second series) to "
+        "a PNG/JPEG/TIFF picture or, for mpr and projections without fusion, a float32 .npy of the "
+        "values in modality units (NaN outside the volume).",
     )
     p.add_argument("series_uid", metavar="SERIES_UID")
     p.add_argument("--mode", choices=MODES, default="mpr", help="default: mpr")
@@ -81,10 +86,15 @@ def register(commands, serve_commands) -> None:
     )
     p.add_argument("--slab-mode", choices=SLAB_MODES, default="mip", help="how an mpr slab combines")
     p.add_argument("--fusion", metavar="SERIES_UID", help="a second series (PET) blended over the first")
-    p.add_argument("--preset", default="", help="window preset, or transfer-function preset for vr")
+    p.add_argument(
+        "--preset",
+        default="",
+        help=f"window preset ({', '.join([*WINDOW_PRESETS, AUTO])}) or, for vr, transfer function "
+        f"({', '.join(TRANSFER_PRESETS)}); default by modality",
+    )
     p.add_argument("--window", type=_window, metavar="C,W", help="window center and width (modality units)")
     p.add_argument("--invert", action="store_true", help="invert the grey scale")
-    p.add_argument("--colormap", default="grayscale", help="colormap of the primary picture")
+    p.add_argument("--colormap", default="grayscale", help=f"one of {', '.join(COLORMAPS)}")
     p.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="WxH", help="default: 512x512")
     p.add_argument("--pixel", type=float, metavar="MM", help="pixel size (default: fit the whole volume)")
     p.add_argument("--step", type=float, default=0.0, metavar="MM", help="ray step (default: per mode)")
