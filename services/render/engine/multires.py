@@ -3,8 +3,8 @@ downsampled copies (built once) so previews can be rendered from fewer voxels.
 
 A coarse voxel is the mean of the 2x2x2 fine voxels it covers, and sits at their mean position:
 coarse index c is fine index 2c + 1/2 on every halved axis. The coarse affine says so, so world
-positions stay right at every level. An odd axis is padded by repeating its last voxel; an axis of
-length 1 is not halved.
+positions stay right at every level. On an odd axis the last voxel is kept as it is (the mean of
+itself and a copy); an axis of length 1 is not halved.
 """
 
 from __future__ import annotations
@@ -22,15 +22,31 @@ from .window import Window, auto_window
 LEVELS = 3  # full, 2x, 4x
 
 
+def _pair_mean(x: np.ndarray, axis: int) -> np.ndarray:
+    """float32 means of neighbouring pairs along `axis`; an odd last element stays as it is."""
+    n = x.shape[axis]
+    if n == 1:
+        return x.astype(np.float32, copy=False)
+    head = [slice(None)] * x.ndim
+
+    def part(sl: slice) -> np.ndarray:
+        head[axis] = sl
+        return x[tuple(head)]
+
+    even = n - n % 2
+    out = np.add(part(slice(0, even, 2)), part(slice(1, even, 2)), dtype=np.float32)
+    out *= np.float32(0.5)
+    if n % 2:
+        out = np.concatenate([out, part(slice(n - 1, n)).astype(np.float32)], axis=axis)
+    return out
+
+
 def downsample(volume: Volume) -> Volume:
     """The 2x coarser copy of a volume (float32 means), with its affine."""
-    vox = np.asarray(volume.voxels, dtype=np.float32)
-    factors = np.array([2 if n > 1 else 1 for n in vox.shape])
-    pad = [(0, int(n % f)) for n, f in zip(vox.shape, factors, strict=True)]
-    if any(p[1] for p in pad):
-        vox = np.pad(vox, pad, mode="edge")
-    a, b, c = (n // f for n, f in zip(vox.shape, factors, strict=True))
-    coarse = vox.reshape(a, factors[0], b, factors[1], c, factors[2]).mean(axis=(1, 3, 5), dtype=np.float32)
+    coarse = volume.voxels
+    for axis in range(3):  # the slice axis first: it shrinks the data most cheaply
+        coarse = _pair_mean(coarse, axis)
+    factors = np.array([2 if n > 1 else 1 for n in volume.shape])
     affine = volume.affine.copy()
     affine[:3, :3] = volume.affine[:3, :3] * factors[None, :]
     affine[:3, 3] = volume.index_to_world((factors - 1) / 2.0)
