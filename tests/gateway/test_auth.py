@@ -42,6 +42,8 @@ def test_share_link_with_pin_sees_one_study_read_only_until_revoked(stack):
         )
         assert doctor.post("/api/shares", json={"study_uid": study, "expires_minutes": 0}).status_code == 422
     with httpx.Client(base_url=stack.url) as anonymous:
+        assert anonymous.get(f"/api/shares/{link['token']}/info").json()["pin_required"] is True
+        assert anonymous.get("/api/shares/not-a-link/info").status_code == 401
         assert anonymous.post(f"/api/shares/{link['token']}/open", json={}).status_code == 401
         assert anonymous.post(f"/api/shares/{link['token']}/open", json={"pin": "0000"}).status_code == 401
         assert anonymous.post("/api/shares/not-a-link/open", json={"pin": "4321"}).status_code == 401
@@ -118,3 +120,66 @@ def test_user_add_command(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
     assert main(["user", "add", "dave", "--password-stdin"]) == 2
     assert "at least 8" in capsys.readouterr().err
+
+
+def test_open_loopback_gateway_needs_no_token(stack):
+    import asyncio
+
+    from voxcast.gateway.app import create_app
+
+    from .conftest import GatewayThread, Viewer
+
+    gateway = GatewayThread(create_app(stack.settings, open_access=True))
+    url = gateway.start()
+    try:
+        with httpx.Client(base_url=url) as client:
+            assert client.get("/api/auth/mode").json() == {"sign_in_required": False}
+            assert client.get("/api/auth/me").json()["role"] == "admin"
+            assert client.get("/api/studies").status_code == 200
+
+        async def go():
+            import websockets
+
+            async with websockets.connect(url.replace("http", "ws") + "/ws") as ws:
+                ready = await Viewer(ws).event("ready", timeout=10)
+                assert ready["user"]["name"] == "local"
+
+        asyncio.run(go())
+    finally:
+        gateway.stop()
+
+
+def test_open_access_only_on_loopback(capsys):
+    from voxcast.cli import main
+
+    assert main(["up", "--open-loopback", "--host", "0.0.0.0"]) == 2
+    assert "127.0.0.1" in capsys.readouterr().err
+
+
+def test_revoked_link_closes_the_guest_viewer(stack):
+    import asyncio
+
+    import websockets
+    from voxcast.gateway.errors import WS_4401_UNAUTHORIZED
+
+    from .conftest import Viewer, ws_connect
+
+    with stack.client("doctor") as doctor:
+        link = doctor.post(
+            "/api/shares", json={"study_uid": stack.study.study_uid, "expires_minutes": 30}
+        ).json()
+        with httpx.Client(base_url=stack.url) as anonymous:
+            guest = anonymous.post(f"/api/shares/{link['token']}/open", json={}).json()["access_token"]
+
+        async def go():
+            async with ws_connect(stack, guest) as ws:
+                viewer = Viewer(ws)
+                await viewer.event("ready")
+                assert doctor.delete(f"/api/shares/{link['id']}").status_code == 200
+                await viewer.send(type="open", viewport="a", series_uid=stack.study.ct_series_uid)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        await viewer.next(10)
+                assert closed.value.rcvd.code == WS_4401_UNAUTHORIZED
+
+        asyncio.run(go())

@@ -132,5 +132,26 @@ def test_viewer_in_chromium(stack_up):
         assert after["hash"] != before["hash"], "the axial image did not change when scrolling"
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "viewer-chromium.png"))
+
+        # A share link with a PIN lands a guest on that study only, read-only.
+        token = httpx.post(url + "/api/auth/login", json={"username": "admin", "password": password})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        study_uid = httpx.get(url + "/api/studies", headers=headers).json()[0]["study_uid"]
+        link = httpx.post(
+            url + "/api/shares",
+            headers=headers,
+            json={"study_uid": study_uid, "expires_minutes": 10, "pin": "2468"},
+        ).json()
+        guest = browser.new_context().new_page()
+        guest.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        guest.goto(link["url"])
+        guest.fill("input[name=pin]", "2468")
+        guest.click("button[type=submit]")
+        guest.wait_for_selector(".series-card[data-modality=CT] img[src]", timeout=60_000)
+        assert guest.locator("text=◀ Studies").count() == 0
+        assert "(guest)" in guest.locator("#whoami").text_content()
+        guest.click(".series-card[data-modality=CT]")
+        guest.wait_for_selector(".viewport[data-viewport='ax'][data-rung]", timeout=120_000)
+        assert guest.locator("text=Share…").count() == 0
         browser.close()
     assert problems == [], problems

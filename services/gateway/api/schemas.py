@@ -165,6 +165,11 @@ class ShareCreated(ShareOut):
     url: str = Field(description="the viewer URL to send")
 
 
+class ShareInfo(BaseModel):
+    pin_required: bool
+    expires_at: datetime
+
+
 class ShareOpen(BaseModel):
     pin: str | None = Field(None, max_length=32)
 

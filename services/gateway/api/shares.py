@@ -18,6 +18,7 @@ from voxcast.gateway.api.schemas import (
     PrincipalOut,
     ShareCreate,
     ShareCreated,
+    ShareInfo,
     ShareOpen,
     ShareOut,
     TokenOut,
@@ -77,6 +78,16 @@ async def revoke_share(share_id: int, principal: StaffDep, gateway: GatewayDep) 
     if link is None:
         raise HTTPException(404, detail={"code": "not_found", "message": f"no share link {share_id}"})
     return ShareOut(**_out(link))
+
+
+@router.get("/{token}/info", response_model=ShareInfo, responses=ERRORS)
+async def share_info(token: str, gateway: GatewayDep) -> ShareInfo:
+    """Whether a link needs its PIN (the landing page asks before opening it)."""
+    try:
+        link = gateway.store.find_share(token)
+    except AuthError as exc:
+        raise unauthorized(str(exc)) from None
+    return ShareInfo(pin_required=link.pin_hash is not None, expires_at=link.expires_at)
 
 
 @router.post("/{token}/open", response_model=TokenOut, responses=ERRORS)

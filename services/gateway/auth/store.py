@@ -171,12 +171,17 @@ class Store:
                 link.revoked_at = now()
             return link
 
-    def open_share(self, token: str, pin: str | None) -> ShareLink:
+    def find_share(self, token: str) -> ShareLink:
+        """The live link with this token; AuthError when unknown, expired or revoked."""
         with self.session() as s:
             link = s.scalar(select(ShareLink).where(ShareLink.token_hash == _token_hash(token)))
         if link is None:
             raise AuthError("unknown share link")
         self._check_live(link)
+        return link
+
+    def open_share(self, token: str, pin: str | None) -> ShareLink:
+        link = self.find_share(token)
         if link.pin_hash:
             if not pin:
                 raise AuthError("this link needs its PIN")

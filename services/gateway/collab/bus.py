@@ -112,6 +112,14 @@ class Bus(ABC):
         """Push the session's expiry back; False when the store no longer holds it."""
 
     @abstractmethod
+    async def heartbeat(self, replica_id: str, ttl_s: float) -> None:
+        """Say that the gateway replica `replica_id` is alive for the next ttl_s seconds."""
+
+    @abstractmethod
+    async def live_replicas(self, replica_ids: set[str]) -> set[str]:
+        """Those of `replica_ids` whose heartbeat has not expired."""
+
+    @abstractmethod
     async def subscribe(self, session_id: str) -> Subscription:
         """Changes committed from now on, in sequence order. Returns once the subscription is live."""
 
@@ -129,6 +137,7 @@ class InProcessBus(Bus):
     def __init__(self) -> None:
         self._sessions: dict[str, tuple[int, dict[str, Any], float]] = {}
         self._subs: dict[str, set[Subscription]] = {}
+        self._replicas: dict[str, float] = {}
 
     def _get(self, session_id: str) -> tuple[int, dict[str, Any], float] | None:
         entry = self._sessions.get(session_id)
@@ -187,6 +196,13 @@ class InProcessBus(Bus):
             return False
         self._sessions[session_id] = (entry[0], entry[1], time.monotonic() + ttl_s)
         return True
+
+    async def heartbeat(self, replica_id, ttl_s):
+        self._replicas[replica_id] = time.monotonic() + ttl_s
+
+    async def live_replicas(self, replica_ids):
+        now = time.monotonic()
+        return {r for r in replica_ids if self._replicas.get(r, 0.0) > now}
 
     async def subscribe(self, session_id):
         sub = Subscription(self, session_id)

@@ -189,6 +189,7 @@ class Room:
         self._advanced = asyncio.Event()
         self.connections: set[Participant] = set()
         self.feeds: dict[str, ViewportFeed] = {}
+        self._missing: set[str] = set()
         self._tasks = [
             asyncio.create_task(self._follow_bus(), name=f"voxcast-room-{session_id}"),
             asyncio.create_task(self._keep_alive(), name=f"voxcast-room-keepalive-{session_id}"),
@@ -219,6 +220,9 @@ class Room:
         self._update_feeds()
         if self.state.ended:
             self._finish("the session has ended")
+        elif event["type"] == "replica_gone" and event["replica"] == self.hub.replica_id and self.connections:
+            # We were taken for dead (a missed heartbeat) but are here: say so.
+            self._tasks.append(asyncio.create_task(self._repair_presence()))
         return event
 
     def _adopt(self, snapshot: Snapshot, reason: str) -> None:
@@ -232,6 +236,9 @@ class Room:
             for conn in list(self.connections):
                 conn.outbox.reset()
             self._update_feeds()
+            if self.connections and not self.state.ended:
+                # A task of its own: submitting waits on this room's bus reader, which may be our caller.
+                self._tasks.append(asyncio.create_task(self._repair_presence()))
         if self.state.ended:
             self._finish("the session has ended")
 
@@ -262,16 +269,41 @@ class Room:
                 log.exception("session %s: bad message from the bus", self.session_id)
 
     async def _keep_alive(self) -> None:
-        """Push the expiry back while people are here; notice a store that lost the session."""
+        """While people are here: push the expiry back, notice a store that lost the session, and
+        clear the connections of replicas that stopped answering."""
         while True:
             await asyncio.sleep(self.hub.keepalive_s)
             try:
                 if not await self.hub.bus.touch(self.session_id, self.hub.ttl_for(self.state)):
                     await self.resync("the store lost the session")
-            except BusUnavailable:
+                await self._clear_dead_replicas()
+            except (BusUnavailable, SessionEnded):
                 pass
             except Exception:
                 log.exception("session %s: keep-alive failed", self.session_id)
+
+    async def _clear_dead_replicas(self) -> None:
+        """A replica missing its heartbeat for two checks in a row (a Redis restart wipes the
+        heartbeats of live ones too, until their next beat) has its connections cleared."""
+        others = self.state.replicas() - {self.hub.replica_id}
+        missing = others - await self.hub.bus.live_replicas(others)
+        for replica in missing & self._missing:
+            with contextlib.suppress(InvalidCommand):
+                await self.submit("", {"type": "replica_gone", "replica": replica})
+        self._missing = missing
+
+    async def _repair_presence(self) -> None:
+        """Put back this replica's connections if the state lost them (we were cut off too long)."""
+        counts: dict[str, int] = {}
+        for conn in self.connections:
+            counts[conn.id] = counts.get(conn.id, 0) + 1
+        try:
+            await self.hub._beat()
+            await self.submit("", {"type": "presence", "replica": self.hub.replica_id, "counts": counts})
+        except InvalidCommand:
+            pass  # nothing to repair
+        except CollabError as exc:
+            log.warning("session %s: presence not repaired: %s", self.session_id, exc)
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -343,7 +375,8 @@ class Room:
         )
         self.connections.add(conn)
         try:
-            await self.submit(identity.participant_id, {"type": "join", "participant": record})
+            command = {"type": "join", "participant": record, "replica": self.hub.replica_id}
+            await self.submit(identity.participant_id, command)
         except BaseException:
             self.connections.discard(conn)
             await self._close_if_empty()
@@ -359,7 +392,7 @@ class Room:
             feed.detach(conn.frames)
         if not self.closed:
             try:
-                await self.submit(conn.id, {"type": "leave"})
+                await self.submit(conn.id, {"type": "leave", "replica": self.hub.replica_id})
             except CollabError as exc:
                 log.warning("session %s: %s left without notice: %s", self.session_id, conn.id, exc)
         await self._close_if_empty()
@@ -442,7 +475,11 @@ class SessionHub:
         self.renderer = renderer
         self.ttl_s = ttl_s
         self.ended_ttl_s = ended_ttl_s
-        self.keepalive_s = keepalive_s if keepalive_s is not None else min(60.0, ttl_s / 3)
+        self.keepalive_s = keepalive_s if keepalive_s is not None else min(5.0, ttl_s / 3)
+        # This gateway replica, as named in participants' connection counts; it is declared gone
+        # when its heartbeat has not been renewed for three keep-alive periods.
+        self.replica_id = uuid.uuid4().hex[:12]
+        self._heartbeat: asyncio.Task | None = None
         self.outbox_limit = outbox_limit
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Lock] = {}
@@ -474,10 +511,24 @@ class SessionHub:
             raise Conflict("session id collision; try again")
         return session_id
 
+    async def _beat(self) -> None:
+        await self.bus.heartbeat(self.replica_id, 3 * self.keepalive_s)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.keepalive_s)
+            try:
+                await self._beat()
+            except BusUnavailable:
+                pass
+
     async def _room(self, session_id: str) -> Room:
         room = self._rooms.get(session_id)
         if room is not None and not room.closed:
             return room
+        if self._heartbeat is None:
+            await self._beat()  # alive before holding any connection
+            self._heartbeat = asyncio.create_task(self._heartbeat_forever(), name="voxcast-collab-heartbeat")
         lock = self._opening.setdefault(session_id, asyncio.Lock())
         async with lock:
             room = self._rooms.get(session_id)
@@ -558,5 +609,10 @@ class SessionHub:
     async def close(self) -> None:
         for room in list(self._rooms.values()):
             await room.close()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         if self._owns_bus:
             await self.bus.close()

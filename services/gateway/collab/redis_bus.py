@@ -141,6 +141,16 @@ class RedisBus(Bus):
     async def touch(self, session_id, ttl_s):
         return bool(await self._call(self._client.pexpire(_key(session_id), _ms(ttl_s))))
 
+    async def heartbeat(self, replica_id, ttl_s):
+        await self._call(self._client.set(f"{KEY_PREFIX}replica:{replica_id}", "1", px=_ms(ttl_s)))
+
+    async def live_replicas(self, replica_ids):
+        ids = sorted(replica_ids)
+        if not ids:
+            return set()
+        values = await self._call(self._client.mget([f"{KEY_PREFIX}replica:{r}" for r in ids]))
+        return {r for r, v in zip(ids, values, strict=True) if v is not None}
+
     # -- changes ----------------------------------------------------------------------------------
 
     async def subscribe(self, session_id):

@@ -73,6 +73,10 @@ class SessionState:
         return self.meta["presenter"]
 
     @property
+    def presenter_online(self) -> bool:
+        return bool(self.presenter and online(self.participant(self.presenter)))
+
+    @property
     def ended(self) -> bool:
         return self.meta["ended"]
 
@@ -81,6 +85,10 @@ class SessionState:
 
     def participants(self) -> list[dict]:
         return [v for k, v in sorted(self.fields.items()) if k.startswith("p:")]
+
+    def replicas(self) -> set[str]:
+        """The gateway replicas holding connections to this session."""
+        return {r for p in self.participants() for r in p["connections"]}
 
     def viewport(self, vid: str) -> dict | None:
         return self.fields.get(f"vp:{vid}")
@@ -107,7 +115,7 @@ class SessionState:
             "ended": self.ended,
             "layout": self.fields.get("layout"),
             "crosshair": self.fields.get("crosshair"),
-            "participants": self.participants(),
+            "participants": [{**p, "connections": online(p)} for p in self.participants()],
             "viewports": self.viewports(),
             "annotations": sorted(
                 (v for k, v in self.fields.items() if k.startswith("ann:")), key=lambda a: a["created_seq"]
@@ -135,12 +143,24 @@ def new_session_fields(
             "ended": False,
             "ended_by": None,
         },
-        f"p:{pid}": {**owner, "may_control": True, "following": True, "connections": 0},
+        f"p:{pid}": {**owner, "may_control": True, "following": True},
     }
 
 
+def online(record: dict | None) -> int:
+    """How many connections a participant has, over all gateway replicas."""
+    return sum(record["connections"].values()) if record else 0
+
+
 def participant_record(pid: str, name: str, kind: str, admin: bool, may_control: bool) -> dict:
-    return {"id": pid, "name": name[:80], "kind": kind, "admin": admin, "may_control": may_control}
+    return {
+        "id": pid,
+        "name": name[:80],
+        "kind": kind,
+        "admin": admin,
+        "may_control": may_control,
+        "connections": {},  # gateway replica id -> open connections there
+    }
 
 
 def decide(state: SessionState, actor: str, command: dict, seq: int) -> Change:
@@ -156,7 +176,7 @@ def decide(state: SessionState, actor: str, command: dict, seq: int) -> Change:
     me = state.participant(actor)
     if kind == "join" and me is None:
         me = command["participant"]
-    elif kind == "invite_failure":
+    elif kind in ("invite_failure", "replica_gone", "presence"):
         me = _SYSTEM
     if me is None:
         raise PermissionDenied(f"{actor} is not a participant of this session")
@@ -235,8 +255,7 @@ def _request_control(state, me, command, seq):
         raise InvalidCommand("you are already the presenter", field="type")
     if not me["may_control"]:
         raise PermissionDenied("a guest can take control only when the owner grants it")
-    presenter = state.participant(state.presenter) if state.presenter else None
-    if presenter is None or presenter["connections"] == 0:
+    if not state.presenter_online:
         # Nobody is driving: the first eligible participant to ask gets control at once.
         return _presenter_change(state, me, me["id"], "vacant")
     if me["id"] in state.meta["requests"]:
@@ -251,7 +270,7 @@ def _hand_over(state, me, command, seq):
     target = _target(state, command, "to")
     if not target["may_control"]:
         raise PermissionDenied(f"{target['name']} may not take control (a guest needs a grant)", field="to")
-    if target["connections"] == 0:
+    if not online(target):
         raise InvalidCommand(f"{target['name']} is not connected", field="to")
     return _presenter_change(state, me, target["id"], "hand_over")
 
@@ -346,36 +365,79 @@ def _end(state, me, command, seq):
 # -- commands the hub issues on a participant's behalf ----------------------------------------------
 
 
+def _connections(me: dict, replica: str, delta: int) -> dict:
+    counts = dict(me.get("connections", {}))
+    n = counts.get(replica, 0) + delta
+    if n > 0:
+        counts[replica] = n
+    else:
+        counts.pop(replica, None)
+    return counts
+
+
 def _join(state, me, command, seq):
-    connections = me.get("connections", 0) + 1
-    record = {**me, "connections": connections}
+    record = {**me, "connections": _connections(me, command["replica"], +1)}
     record.setdefault("following", True)
     patch = {f"p:{me['id']}": record}
-    event = _event("joined", me, participant=record)
-    presenter = state.participant(state.presenter) if state.presenter else None
-    if me["id"] == state.owner and (presenter is None or presenter["connections"] == 0):
+    event = _event("joined", me, participant={**record, "connections": online(record)})
+    if me["id"] == state.owner and not state.presenter_online:
         # The owner coming back takes the wheel of an undriven session.
         patch.update(_meta(state, presenter=me["id"]))
         event["presenter"] = me["id"]
     return Change(event, patch)
 
 
-def _leave(state, me, command, seq):
-    connections = max(0, me["connections"] - 1)
-    patch: dict[str, Any] = {f"p:{me['id']}": {**me, "connections": connections}}
-    event = _event("left", me, participant_id=me["id"], connections=connections)
-    if connections == 0:
-        patch[f"ptr:{me['id']}"] = None
-        requests = [p for p in state.meta["requests"] if p != me["id"]]
+def _gone(state: SessionState, records: dict[str, dict], event: dict) -> Change:
+    """Patch participants to `records` (their new connection counts); those now offline lose their
+    pointer and control requests, and if the presenter is among them the owner (when here) or nobody
+    drives."""
+    patch: dict[str, Any] = {f"p:{pid}": record for pid, record in records.items()}
+    offline = {pid for pid, record in records.items() if not online(record)}
+    if offline:
+        for pid in offline:
+            patch[f"ptr:{pid}"] = None
+        requests = [p for p in state.meta["requests"] if p not in offline]
         presenter = state.presenter
-        if presenter == me["id"]:
-            owner = state.participant(state.owner)
-            presenter = (
-                state.owner if owner and owner["connections"] > 0 and state.owner != me["id"] else None
-            )
+        if presenter in offline:
+            owner = records.get(state.owner, state.participant(state.owner))
+            presenter = state.owner if online(owner) else None
             event["presenter"] = presenter
         patch.update(_meta(state, requests=requests, presenter=presenter))
     return Change(event, patch)
+
+
+def _leave(state, me, command, seq):
+    record = {**me, "connections": _connections(me, command["replica"], -1)}
+    event = _event("left", me, participant_id=me["id"], connections=online(record))
+    return _gone(state, {me["id"]: record}, event)
+
+
+def _presence(state, me, command, seq):
+    """Set how many connections a replica holds for each participant (after that replica was out of
+    touch with the bus long enough to be counted as gone)."""
+    replica, counts = command["replica"], command["counts"]
+    records = {}
+    for pid, n in counts.items():
+        p = state.participant(pid)
+        held = p["connections"].get(replica, 0) if p is not None else n
+        if held != n:
+            records[pid] = {**p, "connections": _connections(p, replica, n - held)}
+    if not records:
+        raise InvalidCommand("presence already up to date", field="counts")
+    return _gone(state, records, _event("presence", me, participants=sorted(records)))
+
+
+def _replica_gone(state, me, command, seq):
+    """A gateway replica stopped answering: the connections it held are gone."""
+    replica = command["replica"]
+    records = {
+        p["id"]: {**p, "connections": _connections(p, replica, -p["connections"][replica])}
+        for p in state.participants()
+        if replica in p["connections"]
+    }
+    if not records:
+        raise InvalidCommand(f"replica {replica} holds no connections here", field="replica")
+    return _gone(state, records, _event("replica_gone", me, replica=replica, left=sorted(records)))
 
 
 def _invite(state, me, command, seq):
@@ -413,5 +475,7 @@ _HANDLERS = {
     "leave": _leave,
     "invite": _invite,
     "invite_failure": _invite_failure,
+    "replica_gone": _replica_gone,
+    "presence": _presence,
 }
 assert CLIENT_COMMANDS <= _HANDLERS.keys()

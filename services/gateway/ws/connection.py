@@ -267,6 +267,14 @@ class ViewerConnection:
             self.gateway.store.audit(self.principal.name, study_uid, "view", self.remote)
 
     async def _open(self, message: m.Open) -> None:
+        assert self.principal is not None
+        if self.principal.share_id is not None:
+            # A link revoked while its guest is connected stops working at the next open.
+            try:
+                self.gateway.store.live_share(self.principal.share_id)
+            except AuthError as exc:
+                await self._close(WS_4401_UNAUTHORIZED, str(exc))
+                raise WebSocketDisconnect(WS_4401_UNAUTHORIZED) from None
         if message.viewport not in self.viewports and len(self.viewports) >= MAX_VIEWPORTS:
             raise Refused("invalid_argument", "viewport", f"at most {MAX_VIEWPORTS} viewports per connection")
         series = await self._series(message.series_uid, "series_uid")

@@ -64,14 +64,13 @@ async function openShare(token) {
     session.set(r.access_token, r.user);
     go(`#/study/${r.user.study_uid}`);
   };
+  session.clear();
   try {
-    await open(null);
+    const info = await api(`/api/shares/${encodeURIComponent(token)}/info`);
+    if (info.pin_required) form("Shared study", [["pin", "password-optional", "PIN"]], "Open", (v) => open(v.pin));
+    else await open(null);
   } catch (err) {
-    if (err instanceof ApiError && /PIN/.test(err.message)) {
-      form("Shared study", [["pin", "password-optional", "PIN"]], "Open", (v) => open(v.pin));
-    } else {
-      app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
-    }
+    app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
   }
 }
 
