@@ -133,6 +133,14 @@ def test_session_survives_a_redis_restart_and_resynchronises(own_redis):
             assert state["annotations"][0]["text"] == "before"
             assert state["viewports"]["ax"]["window_center"] == 3
             assert a.bus.reconnects >= 1 and b.bus.reconnects >= 1
+            # Presence is right again, even if a replica was briefly counted as gone.
+            want = {OWNER.participant_id: 1, bob.participant_id: 1, carol.participant_id: 1}
+            while True:
+                public = (await a.state(sid)).public()
+                if {p["id"]: p["connections"] for p in public["participants"]} == want:
+                    break
+                assert asyncio.get_running_loop().time() < deadline + 10, public["participants"]
+                await asyncio.sleep(0.1)
         finally:
             await close()
 

@@ -310,3 +310,53 @@ def test_invitations(hubs_for):
             await close()
 
     run(scenario())
+
+
+def test_connections_of_a_replica_that_died_are_cleared(hubs_for):
+    async def scenario():
+        (a, b), close = await hubs_for(keepalive_s=0.1)
+        try:
+            sid, (owner, bob, carol, guest) = await start_board(a, b)
+            await owner.send({"type": "hand_over", "to": carol.id})
+            # Replica B dies without a word: no leave, no more heartbeats.
+            b._heartbeat.cancel()
+            for room in list(b._rooms.values()):
+                await room.close()
+            gone = None
+            while gone is None:
+                message = await next_event(owner)
+                if message["type"] == "replica_gone":
+                    gone = message
+            assert set(gone["left"]) == {carol.id, guest.id}
+            assert gone["presenter"] == owner.id  # control went back to the owner, who is here
+            state = await a.state(sid)
+            assert {p["id"]: p["connections"] for p in state.public()["participants"]} == {
+                owner.id: 1,
+                bob.id: 1,
+                carol.id: 0,
+                guest.id: 0,
+            }
+        finally:
+            await close()
+
+    run(scenario())
+
+
+def test_a_replica_taken_for_dead_puts_its_connections_back(hubs_for):
+    async def scenario():
+        (a, b), close = await hubs_for(keepalive_s=0.1)
+        try:
+            sid, (owner, bob, carol, guest) = await start_board(a, b)
+            b._heartbeat.cancel()  # B misses its heartbeats for a while, but is alive
+            kinds = []
+            while "replica_gone" not in kinds:
+                kinds.append((await next_event(owner))["type"])
+            b._heartbeat = asyncio.create_task(b._heartbeat_forever())
+            while "presence" not in kinds:
+                kinds.append((await next_event(owner))["type"])
+            state = await a.state(sid)
+            assert all(p["connections"] == 1 for p in state.public()["participants"])
+        finally:
+            await close()
+
+    run(scenario())

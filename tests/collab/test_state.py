@@ -8,6 +8,7 @@ from voxcast.gateway.collab import InvalidCommand, PermissionDenied, SessionEnde
 from voxcast.gateway.collab.state import decide, new_session_fields, participant_record
 
 OWNER, USER, GUEST, ADMIN = "u:owner", "u:bob", "g:guest1", "u:admin"
+REPLICA = "gw-a"
 
 
 class Session:
@@ -36,7 +37,7 @@ class Session:
 
     def join(self, pid, kind="user", admin=False, may_control=True):
         record = participant_record(pid, pid, kind, admin, may_control)
-        return self.do(pid, {"type": "join", "participant": record})
+        return self.do(pid, {"type": "join", "participant": record, "replica": REPLICA})
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_annotation_deleted_by_author_or_presenter_only(s):
 
 def test_presenter_leaving_returns_control_to_the_owner(s):
     s.do(OWNER, {"type": "hand_over", "to": USER})
-    assert s.do(USER, {"type": "leave"})["presenter"] == OWNER
+    assert s.do(USER, {"type": "leave", "replica": REPLICA})["presenter"] == OWNER
 
 
 def test_only_owner_or_admin_ends_and_nothing_happens_after(s):
@@ -170,3 +171,24 @@ def test_public_state_hides_invitation_secrets(s):
     record = {"jti": "j1", "kind": "guest", "may_control": False, "pin_hash": "$argon2$...", "failures": 0}
     s.do(OWNER, {"type": "invite", "invitation": {**record, "revoked": False}})
     assert "pin_hash" not in repr(s.state.public())
+
+
+def test_a_replica_that_went_away_takes_its_connections_with_it(s):
+    s.join(USER, "user")  # a second connection, through the same replica
+    record = s.state.participant(USER)
+    assert record["connections"] == {REPLICA: 2}
+    s.do(OWNER, {"type": "hand_over", "to": USER})
+    other = participant_record("u:dan", "Dan", "user", False, True)
+    s.do("u:dan", {"type": "join", "participant": other, "replica": "gw-b"})
+    event = s.do("", {"type": "replica_gone", "replica": REPLICA})
+    assert set(event["left"]) == {OWNER, USER, GUEST, ADMIN}
+    assert s.state.presenter is None  # the owner went with it
+    assert s.state.participant("u:dan")["connections"] == {"gw-b": 1}
+    with pytest.raises(InvalidCommand):
+        s.do("", {"type": "replica_gone", "replica": REPLICA})
+    # Dan asks for control of the undriven session and gets it at once.
+    assert s.do("u:dan", {"type": "request_control"})["presenter"] == "u:dan"
+    # The replica comes back and puts its connections back.
+    s.do("", {"type": "presence", "replica": REPLICA, "counts": {OWNER: 1, USER: 2}})
+    public = {p["id"]: p["connections"] for p in s.state.public()["participants"]}
+    assert public == {OWNER: 1, USER: 2, GUEST: 0, ADMIN: 0, "u:dan": 1}
