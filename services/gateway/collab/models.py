@@ -81,6 +81,7 @@ class ViewportState(_Model):
     colormap: str = Field("", max_length=32)
     slab_mm: float = Field(0.0, ge=0.0, le=1000.0)
     slab_mode: Literal["mip", "minip", "mean"] = "mip"
+    step_mm: float = Field(0.0, ge=0.0, le=10.0)
     shading: bool = False
     fusion: Fusion | None = None
 

@@ -1,0 +1,70 @@
+"""A session viewport's state as the render service's RenderRequest.
+
+The request's viewport_id is "<session>/<viewport>": one render stream per session viewport, so a
+newer state of the same viewport cancels the older one in the render service too (latest wins),
+and identical requests from several gateway replicas are rendered once there. Session frames always
+settle lossless: a tumor board reads diagnostic images.
+"""
+
+from __future__ import annotations
+
+from voxcast.v1 import common_pb2, render_pb2
+
+from . import models
+
+MODES = {
+    "mpr": render_pb2.MPR,
+    "mip": render_pb2.MIP,
+    "minip": render_pb2.MINIP,
+    "avgip": render_pb2.AVGIP,
+    "vr": render_pb2.VR,
+}
+SLAB_MODES = {"mip": render_pb2.SLAB_MIP, "minip": render_pb2.SLAB_MINIP, "mean": render_pb2.SLAB_MEAN}
+
+
+def _vec(v) -> common_pb2.Vec3:
+    return common_pb2.Vec3(x=v[0], y=v[1], z=v[2])
+
+
+def to_render_request(session_id: str, viewport_id: str, state: dict) -> render_pb2.RenderRequest:
+    """The RenderRequest for `state` (a ViewportState as stored in the session)."""
+    view = models.parse(models.ViewportState, state, "state")
+    request = render_pb2.RenderRequest(
+        series_uid=view.series_uid,
+        mode=MODES[view.mode],
+        width=view.width,
+        height=view.height,
+        preset=view.preset,
+        window_center=view.window_center,
+        window_width=view.window_width,
+        invert=view.invert,
+        colormap=view.colormap,
+        slab_mm=view.slab_mm,
+        slab_mode=SLAB_MODES[view.slab_mode],
+        step_mm=view.step_mm,
+        shading=view.shading,
+        viewport_id=f"{session_id}/{viewport_id}",
+        lossless=True,
+    )
+    if view.plane is not None and view.mode == "mpr":
+        p = view.plane
+        request.plane.CopyFrom(
+            render_pb2.Plane(
+                center=_vec(p.center), right=_vec(p.right), down=_vec(p.down), pixel_mm=p.pixel_mm
+            )
+        )
+    else:
+        c = view.camera
+        request.camera.CopyFrom(
+            render_pb2.Camera(
+                target=_vec(c.target), direction=_vec(c.direction), up=_vec(c.up), fov_mm=c.fov_mm
+            )
+        )
+    if view.fusion is not None:
+        f = view.fusion
+        request.fusion_series_uid = f.series_uid
+        request.fusion_opacity = f.opacity
+        request.fusion_colormap = f.colormap
+        request.fusion_window_center = f.window_center
+        request.fusion_window_width = f.window_width
+    return request
