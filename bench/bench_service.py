@@ -96,53 +96,116 @@ def view_requests(volume, sequence: str, client: int, count: int, size: int = 51
 
 
 @dataclass
-class Timings:
-    preview_ms: list[float] = field(default_factory=list)
-    full_ms: list[float] = field(default_factory=list)
+class Sample:
+    """One view change as a client sees it (ms from sending the request) and as the server says."""
+
+    preview_ms: float = float("nan")
+    full_ms: float = float("nan")
+    server_render_ms: float = 0.0  # preview + full render, as the frames report
+    engine_ms: float = float("nan")  # the same renders without the service (paired runs only)
+
+
+@dataclass
+class ClientResult:
+    samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
-def run_client(addr: str, series_uid: str, requests, out: Timings, barrier: threading.Barrier) -> None:
+def stream_one(stub, req) -> Sample:
+    sample = Sample()
+    started = time.perf_counter()
+    for frame in stub.Render(req, timeout=600):
+        ms = (time.perf_counter() - started) * 1e3
+        if frame.rung == render_pb2.PREVIEW:
+            sample.preview_ms = ms
+        else:
+            sample.full_ms = ms
+        sample.server_render_ms += frame.render_ms
+    return sample
+
+
+def run_client(addr: str, requests, out: ClientResult, barrier: threading.Barrier) -> None:
     with grpc.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
         stub = render_pb2_grpc.RenderServiceStub(channel)
         barrier.wait()
         for req in requests:
-            req.series_uid = series_uid
-            started = time.perf_counter()
             try:
-                for frame in stub.Render(req, timeout=120):
-                    ms = (time.perf_counter() - started) * 1e3
-                    (out.preview_ms if frame.rung == render_pb2.PREVIEW else out.full_ms).append(ms)
+                out.samples.append(stream_one(stub, req))
             except grpc.RpcError as exc:
                 out.errors.append(f"{exc.code().name}: {exc.details()}")
 
 
-def engine_only(prepared, requests, volume) -> list[float]:
-    """Engine time (ms) of preview + full render of each request, one at a time."""
+def engine_only(prepared, req) -> float:
+    """Engine time (ms) of the preview and the full render of `req`, without the service."""
     from voxcast.render import engine, wire
     from voxcast.render.ladder import FULL, PREVIEW
 
-    times = []
-    for req in requests:
-        started = time.perf_counter()
-        for step in (PREVIEW, FULL):
-            engine.render(prepared, wire.view_request(req, volume, step), level=step.level)
-        times.append((time.perf_counter() - started) * 1e3)
-    return times
+    started = time.perf_counter()
+    for step in (PREVIEW, FULL):
+        engine.render(prepared, wire.view_request(req, prepared.volume, step), level=step.level)
+    return (time.perf_counter() - started) * 1e3
+
+
+def _engine_worker(conn, settings_json: str, catalog_addr: str, series_uid: str) -> None:
+    """Child process: the engine alone, on the volume the service gets from the catalog, in a
+    process as quiet as the service's own (no gRPC server or client threads here)."""
+    from voxcast.catalog.client import CatalogClient
+    from voxcast.render import engine
+
+    settings = Settings.model_validate_json(settings_json)
+    with CatalogClient(catalog_addr) as client:
+        volume = client.fetch_volume(series_uid)
+    prepared = engine.prepare_volume(volume, engine.get_backend(settings.backend))
+    conn.send("ready")
+    while (data := conn.recv()) is not None:
+        conn.send(engine_only(prepared, render_pb2.RenderRequest.FromString(data)))
+
+
+def run_paired(addr: str, requests, engine_conn) -> ClientResult:
+    """One client, each view rendered by the engine alone and then by the service, alternately,
+    so that both see the same machine load."""
+    out = ClientResult()
+    with grpc.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
+        stub = render_pb2_grpc.RenderServiceStub(channel)
+        for req in requests:
+            engine_conn.send(req.SerializeToString())
+            engine_ms = engine_conn.recv()
+            sample = stream_one(stub, req)
+            sample.engine_ms = engine_ms
+            out.samples.append(sample)
+    return out
+
+
+def run_concurrent(addr: str, requests_of_client: list) -> ClientResult:
+    results = [ClientResult() for _ in requests_of_client]
+    barrier = threading.Barrier(len(results))
+    threads = [
+        threading.Thread(target=run_client, args=(addr, reqs, out, barrier))
+        for reqs, out in zip(requests_of_client, results, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return ClientResult(
+        samples=[s for r in results for s in r.samples], errors=[e for r in results for e in r.errors]
+    )
 
 
 def main() -> None:
     from voxcast.catalog.client import CatalogClient
     from voxcast.catalog.server import create_server as create_catalog
-    from voxcast.render import engine
 
     from voxcast.demo import write_demo_study
 
     size = os.environ.get("VOXCAST_BENCH_SIZE", "large")
     clients_list = [int(n) for n in os.environ.get("VOXCAST_BENCH_CLIENTS", "1,4,16").split(",")]
     count = int(os.environ.get("VOXCAST_BENCH_VIEWS", "16"))
+    from voxcast.render.engine.backends import resolve_name
+
     with tempfile.TemporaryDirectory(prefix="voxcast-bench-service-") as tmp:
         settings = Settings(home=Path(tmp) / "home")
+        backend = resolve_name(settings.backend)
         started = time.perf_counter()
         study = write_demo_study(Path(tmp) / "study", size=size)
         catalog, catalog_port = create_catalog(settings, port=0)
@@ -172,40 +235,38 @@ def main() -> None:
                         req.series_uid = study.ct_series_uid
                         list(stub.Render(req, timeout=600))
 
-            backend = engine.get_backend(settings.backend)
-            prepared = engine.prepare_volume(study.ct, backend)
+            engine_conn, child_conn = ctx.Pipe()
+            engine_child = ctx.Process(
+                target=_engine_worker,
+                args=(child_conn, settings.model_dump_json(), catalog_addr, study.ct_series_uid),
+            )
+            engine_child.start()
+            assert engine_conn.recv() == "ready"
             rows = []
             for sequence in SEQUENCES:
-                reference = view_requests(study.ct, sequence, 0, count)
-                engine_only(prepared, reference[:2], study.ct)  # warm up in this process
-                engine_ms = engine_only(prepared, reference, study.ct)
+                for req in view_requests(study.ct, sequence, 0, 2):  # warm up the engine process
+                    req.series_uid = study.ct_series_uid
+                    engine_conn.send(req.SerializeToString())
+                    engine_conn.recv()
                 for n in clients_list:
-                    timings = [Timings() for _ in range(n)]
-                    barrier = threading.Barrier(n)
-                    threads = [
-                        threading.Thread(
-                            target=run_client,
-                            args=(
-                                addr,
-                                study.ct_series_uid,
-                                view_requests(study.ct, sequence, c, count),
-                                t,
-                                barrier,
-                            ),
-                        )
-                        for c, t in enumerate(timings)
-                    ]
+                    requests = [view_requests(study.ct, sequence, c, count) for c in range(n)]
+                    for reqs in requests:
+                        for req in reqs:
+                            req.series_uid = study.ct_series_uid
                     t0 = time.perf_counter()
-                    for t in threads:
-                        t.start()
-                    for t in threads:
-                        t.join()
+                    if n == 1:
+                        result = run_paired(addr, requests[0], engine_conn)
+                    else:
+                        result = run_concurrent(addr, requests)
                     wall = time.perf_counter() - t0
-                    preview = [ms for t in timings for ms in t.preview_ms]
-                    full = [ms for t in timings for ms in t.full_ms]
-                    errors = [e for t in timings for e in t.errors]
-                    rows.append((sequence, n, preview, full, len(full) / wall, engine_ms, errors))
-                    print(f"  {sequence} x{n}: {len(full)} frames in {wall:.1f} s", flush=True)
+                    if n == 1:  # the engine-only renders between the requests are not service time
+                        busy = sum(s.full_ms for s in result.samples) / 1e3
+                    else:
+                        busy = wall
+                    rows.append((sequence, n, result, len(result.samples) / busy))
+                    print(f"  {sequence} x{n}: {len(result.samples)} views in {wall:.1f} s", flush=True)
+            engine_conn.send(None)
+            engine_child.join(60)
         finally:
             child.terminate()
             child.join(30)
@@ -213,24 +274,39 @@ def main() -> None:
             catalog.stop(0)
 
     print(
-        f"\nrender service, demo {size} CT {study.ct.shape}, backend {backend.name}, 512x512 frames, "
+        f"\nrender service, demo {size} CT {study.ct.shape}, backend {backend}, 512x512 frames, "
         f"{count} views per client, {os.cpu_count()} CPUs"
     )
     header = ("sequence", "clients", "preview p50", "preview p95", "full p50", "full p95", "fps",
-              "engine p50", "overhead", "errors")  # fmt: skip
+              "server render p50", "non-render p50", "engine-only p50", "overhead", "errors")  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    for sequence, n, preview, full, fps, engine_ms, errors in rows:
-        eng = statistics.median(engine_ms)
-        overhead = statistics.median(full) / eng if n == 1 else float("nan")
+    for sequence, n, result, fps in rows:
+        samples = result.samples
+        preview = [s.preview_ms for s in samples]
+        full = [s.full_ms for s in samples]
+        server = [s.server_render_ms for s in samples]
+        non_render = [s.full_ms - s.server_render_ms for s in samples]
+        paired = [s for s in samples if s.engine_ms == s.engine_ms]
+        engine_p50 = f"{statistics.median(s.engine_ms for s in paired):.1f}" if paired else "-"
+        overhead = (
+            f"{statistics.median((s.full_ms - s.engine_ms) / s.engine_ms for s in paired):+.0%}"
+            if paired
+            else "-"
+        )
         print(
             f"| {sequence} | {n} | {_percentile(preview, 50):.1f} | {_percentile(preview, 95):.1f} | "
-            f"{_percentile(full, 50):.1f} | {_percentile(full, 95):.1f} | {fps:.1f} | {eng:.1f} | "
-            + (f"{overhead:.2f}x" if n == 1 else "-")
-            + f" | {len(errors)} |"
+            f"{_percentile(full, 50):.1f} | {_percentile(full, 95):.1f} | {fps:.1f} | "
+            f"{_percentile(server, 50):.1f} | {_percentile(non_render, 50):.1f} | {engine_p50} | "
+            f"{overhead} | {len(result.errors)} |"
         )
-    print("times in ms from sending the request; engine = preview + full render without the service; "
-          "overhead = full p50 / engine p50 at one client")  # fmt: skip
+    print(
+        "ms from sending the request. fps: full frames per second, all clients together. server render: "
+        "preview + full render time the frames report; non-render: time to full frame minus that "
+        "(encoding, queueing, transport). engine-only: the same two renders in a process of their "
+        "own without the service, alternating view by view with the service requests (one client). "
+        "overhead: median over views of (time to full frame - engine-only) / engine-only."
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""`voxcast serve render` options and `voxcast render --server` through a running service."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+from PIL import Image
+from voxcast.render.server_cli import add_serve_parser, remote_volume
+
+from voxcast.cli import VoxcastCliError, main
+
+
+def test_serve_render_options():
+    parser = argparse.ArgumentParser()
+    add_serve_parser(parser.add_subparsers(dest="service"))
+    args = parser.parse_args(
+        ["render", "--port", "6000", "--catalog", "catalog:50051", "--metrics-port", "9100"]
+    )
+    assert (args.service, args.port, args.catalog, args.metrics_port) == (
+        "render",
+        6000,
+        "catalog:50051",
+        9100,
+    )
+    defaults = parser.parse_args(["render"])
+    assert defaults.port is None and defaults.catalog is None and defaults.metrics_port is None
+
+
+def test_render_through_the_service_matches_a_local_render(start_render, catalog, demo, tmp_path):
+    server, _ = start_render()
+    addr = f"127.0.0.1:{server.port}"
+    volume = remote_volume(addr, demo.ct_series_uid)
+    assert volume.shape == demo.ct.shape and np.allclose(volume.affine, demo.ct.affine)
+
+    common = [demo.ct_series_uid, "--mode", "mip", "--plane", "sagittal", "--size", "80x64"]
+    remote, local = tmp_path / "remote.png", tmp_path / "local.png"
+    assert main(["render", *common, "--server", addr, "-o", str(remote)]) == 0
+    assert main(["render", *common, "--catalog", catalog.addr, "--backend", "numpy", "-o", str(local)]) == 0
+    assert np.array_equal(np.asarray(Image.open(remote)), np.asarray(Image.open(local)))
+
+
+def test_remote_errors_are_one_line(start_render):
+    server, _ = start_render()
+    with pytest.raises(VoxcastCliError, match="NOT_FOUND"):
+        remote_volume(f"127.0.0.1:{server.port}", "1.2.3.4")
