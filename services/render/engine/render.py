@@ -153,13 +153,14 @@ def render(
         rgb = to_rgb(display_levels(values, window, request.invert), request.colormap)
     timing["display_ms"] = (time.perf_counter() - t0) * 1e3 - timing["sample_ms"]
 
-    if fusion is not None:
+    if fusion is not None and request.fusion_opacity > 0:  # at opacity 0 the PET would not show
         t1 = time.perf_counter()
         # A fused slice (or slab) samples the PET like the primary; projections and vr show its MIP.
         reducer = request.reducer if mode == "mpr" else "max"
         rgb = blend(rgb, *_fusion_layer(fusion, request, wgrid, level, backend, reducer))
-        values = None
         timing["fusion_ms"] = (time.perf_counter() - t1) * 1e3
+    if fusion is not None:
+        values = None  # a fused picture is not the primary's values
     timing["total_ms"] = (time.perf_counter() - started) * 1e3
     return RenderedImage(
         rgb=rgb,
