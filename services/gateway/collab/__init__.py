@@ -17,9 +17,10 @@ from .errors import (
     SessionNotFound,
 )
 from .fanout import LatestFrames, Renderer, ViewportFeed
-from .hub import Identity, Participant, SessionHub
+from .hub import SessionHub
 from .invites import Grant
 from .measure import measure_ellipse, measure_line
+from .participant import Identity, Participant
 from .state import CLIENT_COMMANDS, SessionState
 
 __all__ = [
