@@ -41,23 +41,24 @@ def trilinear(vox: np.ndarray, p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 0, n - 1)
     i0 = np.minimum(np.floor(p).astype(np.intp), np.maximum(n - 2, 0))
     f = np.where(n >= 2, p - i0, 0.0)
-    # Neighbour offsets in the flattened array; on an axis of length 1, i1 = i0.
-    step = np.where(n >= 2, np.array(vox.strides) // vox.itemsize, 0)
-    flat = vox.reshape(-1)
-    base = i0 @ (np.array(vox.strides) // vox.itemsize)
+    # Gather from the C-order flattened voxels; on an axis of length 1 the "next" voxel is i0 itself.
+    flat = np.ascontiguousarray(vox).reshape(-1)
+    strides = np.array([n[1] * n[2], n[2], 1])
+    base = i0 @ strides
+    step = np.where(n >= 2, strides, 0)
 
     def at(da: int, db: int, dc: int) -> np.ndarray:
-        return flat[base + (da * step[0] + db * step[1] + dc * step[2])]
+        return flat[base + (da * step[0] + db * step[1] + dc * step[2])].astype(np.float64)
 
     fa, fb, fc = f[:, 0], f[:, 1], f[:, 2]
+
+    def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return a + t * (b - a)
+
     # Along the column axis, then the row axis, then the slice axis.
-    c00 = at(0, 0, 0) + fc * (at(0, 0, 1) - at(0, 0, 0).astype(np.float64))
-    c01 = at(0, 1, 0) + fc * (at(0, 1, 1) - at(0, 1, 0).astype(np.float64))
-    c10 = at(1, 0, 0) + fc * (at(1, 0, 1) - at(1, 0, 0).astype(np.float64))
-    c11 = at(1, 1, 0) + fc * (at(1, 1, 1) - at(1, 1, 0).astype(np.float64))
-    c0 = c00 + fb * (c01 - c00)
-    c1 = c10 + fb * (c11 - c10)
-    return c0 + fa * (c1 - c0)
+    c0 = lerp(lerp(at(0, 0, 0), at(0, 0, 1), fc), lerp(at(0, 1, 0), at(0, 1, 1), fc), fb)
+    c1 = lerp(lerp(at(1, 0, 0), at(1, 0, 1), fc), lerp(at(1, 1, 0), at(1, 1, 1), fc), fb)
+    return lerp(c0, c1, fa)
 
 
 def lut_lookup(lut: TransferLUT, x: np.ndarray) -> np.ndarray:
