@@ -3,16 +3,18 @@
 One Job renders one distinct view state; every caller asking for that state while it is in
 flight subscribes to it and receives all its frames (identical requests are rendered once).
 A Job is cancelled when its last subscriber leaves: the caller cancelled, or a newer request
-arrived for the same viewport (latest wins). The worker checks `job.cancelled` between rungs.
+arrived for the same viewport (latest wins). Workers check `job.cancelled` between rungs.
 At most `queue_limit` jobs are admitted (waiting for a worker or running); beyond that a new
 view is refused with QueueFull rather than piled up.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 from .errors import QueueFull
 from .metrics import RenderMetrics
@@ -98,9 +100,17 @@ class Subscription:
 
 
 class JobHub:
+    """Admits jobs and runs them on `workers` threads, one ladder step at a time.
+
+    `work(job)` is a generator that yields after each step it has published. Steps wait in one
+    priority queue ordered by how far their job has got: every job's first step (the preview) runs
+    before any job's second (the full frame), so a newly moved view shows something quickly even
+    while other views are being rendered at full size.
+    """
+
     def __init__(
         self,
-        work: Callable[[Job], None],
+        work: Callable[[Job], Iterator[None]],
         workers: int,
         queue_limit: int,
         metrics: RenderMetrics,
@@ -108,10 +118,16 @@ class JobHub:
         self._work = work
         self.queue_limit = queue_limit
         self._metrics = metrics
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="render")
         self._lock = threading.Lock()
         self._jobs: dict[bytes, Job] = {}
         self._viewports: dict[str, Subscription] = {}
+        self._steps: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()  # FIFO among steps of the same rank; never compares jobs
+        self._threads = [
+            threading.Thread(target=self._worker, name=f"render-{i}", daemon=True) for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def depth(self) -> int:
@@ -145,25 +161,37 @@ class JobHub:
         if superseded is not None:
             superseded.close()
         if start:
-            self._pool.submit(self._run, job)
+            self._steps.put((0, next(self._order), job, None))
         return sub
 
-    def _run(self, job: Job) -> None:
-        error = None
-        try:
-            self._work(job)
-        except BaseException as exc:  # every subscriber is told, the worker thread survives
-            error = exc
-        finally:
-            with self._lock:
-                if self._jobs.get(job.key) is job:
-                    del self._jobs[job.key]
-                self._metrics.queue_depth.set(len(self._jobs))
-            outcome = (
-                "failed" if error is not None else "cancelled" if job.cancelled.is_set() else "completed"
-            )
-            self._metrics.jobs.labels(outcome).inc()
-            job.finish(error)
+    def _worker(self) -> None:
+        while True:
+            rank, _, job, steps = self._steps.get()
+            if job is None:  # shutdown
+                return
+            try:
+                if steps is None:
+                    steps = self._work(job)
+                if job.cancelled.is_set():
+                    steps.close()
+                    self._finish(job, None)
+                    continue
+                next(steps)
+            except StopIteration:
+                self._finish(job, None)
+            except BaseException as exc:  # every subscriber is told, the worker thread survives
+                self._finish(job, exc)
+            else:
+                self._steps.put((rank + 1, next(self._order), job, steps))
+
+    def _finish(self, job: Job, error: BaseException | None) -> None:
+        with self._lock:
+            if self._jobs.get(job.key) is job:
+                del self._jobs[job.key]
+            self._metrics.queue_depth.set(len(self._jobs))
+        outcome = "failed" if error is not None else "cancelled" if job.cancelled.is_set() else "completed"
+        self._metrics.jobs.labels(outcome).inc()
+        job.finish(error)
 
     def _release(self, sub: Subscription) -> None:
         with self._lock:
@@ -171,4 +199,14 @@ class JobHub:
                 del self._viewports[sub.viewport_id]
 
     def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop the workers; with wait, after every admitted step has run (a graceful stop)."""
+        if not wait:
+            with self._lock:
+                jobs = list(self._jobs.values())
+            for job in jobs:
+                job.cancelled.set()
+        for _ in self._threads:
+            self._steps.put((math.inf, next(self._order), None, None))
+        if wait:
+            for thread in self._threads:
+                thread.join()

@@ -1,9 +1,9 @@
 """The render core behind the gRPC servicer: volume cache, job hub and the ladder loop.
 
 `render(request)` checks the request, then subscribes the caller to the job for that view
-state (an identical job in flight is shared). A render worker runs the job: it loads the volumes
-through the cache, then renders and encodes each ladder step, checking between steps whether
-anybody still wants the frames.
+state (an identical job in flight is shared). Render workers run the job one ladder step at a
+time, previews first (see jobs.JobHub): the first step loads the volumes through the cache and
+renders the preview; each step checks whether anybody still wants the frames.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from voxcast.config import Settings
@@ -116,7 +117,8 @@ class RenderCore:
         with self._sequence_lock:
             return next(self._sequence)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> Iterator[None]:
+        """The ladder of one job, yielding after each published frame (the hub schedules steps)."""
         request = job.request
         if job.cancelled.is_set():
             return
@@ -170,6 +172,7 @@ class RenderCore:
                 )
             )
             self.metrics.frames.labels(mode, step.name).inc()
+            yield
 
     def close(self) -> None:
         self.hub.shutdown(wait=True)
