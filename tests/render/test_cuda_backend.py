@@ -19,6 +19,7 @@ if not cupy_backend.is_available():
 REFERENCE = NumpyBackend()
 # 8 fractional bits per weight: each axis's weight is off by at most 2**-9.
 TEXTURE_WEIGHT_ERROR = 2.0**-9
+DISPLAY_LEVEL = 1.0 / 255.0
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_texture_precision_is_bounded_and_exact_sampler_matches_reference(backen
 
 
 def test_phantom_projections_and_rendering_match_reference(backend, phantom):
-    from test_backends_parity import GPU_COMPOSITE_ATOL, assert_projection_close
+    from test_backends_parity import assert_projection_close
     from voxcast.render.engine.raygrid import default_step_mm, world_grid
     from voxcast.render.engine.transfer import get_transfer
     from voxcast.render.engine.views import oblique
@@ -87,7 +88,10 @@ def test_phantom_projections_and_rendering_match_reference(backend, phantom):
     lut = get_transfer("ct-bone").lut(vr.step_mm)
     shading = Shading(np.linalg.inv(phantom.affine[:3, :3]).T, -plane.normal)
     for shade in (None, shading):
-        got = backend.composite(handle, vr, lut, shade)
-        want = REFERENCE.composite(voxels, vr, lut, shade)
-        assert np.abs(got - want).mean() < 0.25 * GPU_COMPOSITE_ATOL
-        np.testing.assert_allclose(got, want, rtol=0, atol=GPU_COMPOSITE_ATOL)
+        # The filtered texture (the default): within display levels of the reference.
+        error = np.abs(
+            backend.composite(handle, vr, lut, shade) - REFERENCE.composite(voxels, vr, lut, shade)
+        )
+        assert error.mean() < 0.25 * DISPLAY_LEVEL
+        assert np.percentile(error, 99) < 2 * DISPLAY_LEVEL
+        assert error.max() < 16 * DISPLAY_LEVEL

@@ -6,11 +6,12 @@ Which sampler each kernel uses (see kernels/sampling.cuh):
 - project (MPR, slab, MIP/MinIP/AvgIP): the exact float trilinear sampler on the voxels in global
   memory. A filtered texture's weights carry only 8 fractional bits, an error up to 1/512 of the
   difference between neighbours (several HU across a bone edge), too much for diagnostic values.
-- composite (VR): the value looked up in the LUT through the float 3D texture with hardware
-  trilinear filtering; the six gradient samples of shading through the exact sampler (a normal is a
-  difference of close samples, whose direction the weight rounding would swing in flat, noisy
-  regions). The output is colour for the eye; the GPU tests bound its difference to the reference
-  within a few display levels and measure the texture sampler against the exact one.
+- composite (VR): by default the value looked up in the LUT through the float 3D texture with
+  hardware trilinear filtering (Backend(filtered_vr=False): the exact sampler); the six gradient
+  samples of shading always through the exact sampler (a normal is a difference of close samples,
+  whose direction the weight rounding would swing in flat, noisy regions). The output is colour
+  for the eye; the GPU tests bound the filtered picture's difference to the reference within
+  display levels on the CT phantom and measure the texture sampler against the exact one.
 
 cupy is imported lazily: this module imports, and reports itself unavailable, without it.
 """
@@ -82,7 +83,12 @@ NAME_EXPRESSIONS = {
         "sample_points<short>",
         "sample_points<float>",
     ),
-    "composite.cu": tuple(f"composite_rays<{t}, {s}>" for t in ("short", "float") for s in ("false", "true")),
+    "composite.cu": tuple(
+        f"composite_rays<{t}, {s}, {f}>"
+        for t in ("short", "float")
+        for s in ("false", "true")
+        for f in ("false", "true")
+    ),
 }
 
 
@@ -146,10 +152,15 @@ def _launch_2d(grid: RayGrid) -> tuple[tuple[int, int, int], tuple[int, int, int
 
 
 class Backend:
+    """filtered_vr: composite samples values through the filtered texture (the default, fastest);
+    False samples them exactly like the projections (what the random-data parity tests hold to
+    the reference's tight tolerance)."""
+
     name = "cupy"
 
-    def __init__(self) -> None:
+    def __init__(self, filtered_vr: bool = True) -> None:
         self._cupy = _import_cupy()
+        self.filtered_vr = filtered_vr
 
     def prepare(self, voxels: np.ndarray) -> CupyVolume:
         cupy = self._cupy
@@ -205,7 +216,8 @@ class Backend:
         nz, ny, nx = handle.shape
         blocks, threads = _launch_2d(grid)
         shade = "true" if shading is not None else "false"
-        kernel = _kernel("composite.cu", f"composite_rays<{handle.ctype}, {shade}>")
+        filtered = "true" if self.filtered_vr else "false"
+        kernel = _kernel("composite.cu", f"composite_rays<{handle.ctype}, {shade}, {filtered}>")
         i32, f32 = np.int32, np.float32
         kernel(
             blocks,

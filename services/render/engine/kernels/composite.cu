@@ -2,11 +2,11 @@
 // colour, LUT lookup with linear interpolation, optional headlight gradient shading, early ray
 // termination at VX_ERT_ALPHA. One thread per pixel.
 //
-// The value looked up in the LUT comes from the filtered 3D texture (hardware trilinear): it feeds
-// colour for the eye, and the texture's 8-bit weight fraction moves it by far less than a display
-// level (checked by the GPU tests). The six gradient samples use the exact float sampler: a normal
-// is a difference of nearby samples, whose direction the weight rounding would swing in flat,
-// noisy regions. Samples whose LUT alpha is 0 add nothing and get no gradient (empty-space
+// FILTERED: the value looked up in the LUT comes from the filtered 3D texture (hardware trilinear):
+// it feeds colour for the eye, and the texture's 8-bit weight fraction moves it by less than a
+// display level on CT-like data (checked by the GPU tests); otherwise from the exact float sampler.
+// The six gradient samples always use the exact sampler: a normal is a difference of nearby
+// samples, whose direction the weight rounding would swing in flat, noisy regions. Samples whose LUT alpha is 0 add nothing and get no gradient (empty-space
 // skipping per sample).
 #include "sampling.cuh"
 
@@ -27,7 +27,7 @@ __device__ __forceinline__ void vx_lut(const float* __restrict__ table, int size
     }
 }
 
-template <typename T, bool SHADE>
+template <typename T, bool SHADE, bool FILTERED>
 __global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t tex, int nz, int ny, int nx, const double* __restrict__ grid, int width,
                                int height, int nsamples, const float* __restrict__ table, int size, float lo,
                                float scale, const double* __restrict__ lighting, float* __restrict__ out) {
@@ -47,7 +47,8 @@ __global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t te
         const double z = c[0] + k * d[0], y = c[1] + k * d[1], x = c[2] + k * d[2];
         if (!vx_inside(z, y, x, nz, ny, nx)) continue;
         float rgba[4];
-        vx_lut(table, size, lo, scale, vx_texture(tex, nz, ny, nx, z, y, x), rgba);
+        const float value = FILTERED ? vx_texture(tex, nz, ny, nx, z, y, x) : vx_trilinear(vol, nz, ny, nx, z, y, x);
+        vx_lut(table, size, lo, scale, value, rgba);
         if (rgba[3] <= 0.0f) continue;
         float r = rgba[0], gg = rgba[1], b = rgba[2];
         if (SHADE) {
@@ -63,9 +64,9 @@ __global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t te
                 const float mul = ambient + diffuse;
                 r *= mul; gg *= mul; b *= mul;
             } else {
-                const float d = (float)(fabs(n0 * light[0] + n1 * light[1] + n2 * light[2]) / norm);
-                const float mul = ambient + diffuse * d;
-                const float spec = specular * powf(d, shininess);
+                const float facing = (float)(fabs(n0 * light[0] + n1 * light[1] + n2 * light[2]) / norm);
+                const float mul = ambient + diffuse * facing;
+                const float spec = specular * powf(facing, shininess);
                 r = fminf(fmaf(r, mul, spec), 1.0f);
                 gg = fminf(fmaf(gg, mul, spec), 1.0f);
                 b = fminf(fmaf(b, mul, spec), 1.0f);
@@ -82,11 +83,15 @@ __global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t te
     *o = make_float4(cr, cg, cb, ca);
 }
 
-#define VX_COMPOSITE(T, SHADE)                                                                          \
-    template __global__ void composite_rays<T, SHADE>(const T*, cudaTextureObject_t, int, int, int, const double*, \
-                                                      int, int, int, const float*, int, float, float, const double*,  \
-                                                      float*);
-VX_COMPOSITE(short, false)
-VX_COMPOSITE(short, true)
-VX_COMPOSITE(float, false)
-VX_COMPOSITE(float, true)
+#define VX_COMPOSITE(T, SHADE, FILTERED)                                                               \
+    template __global__ void composite_rays<T, SHADE, FILTERED>(                                               \
+        const T*, cudaTextureObject_t, int, int, int, const double*, int, int, int, const float*, int, float, \
+        float, const double*, float*);
+VX_COMPOSITE(short, false, false)
+VX_COMPOSITE(short, false, true)
+VX_COMPOSITE(short, true, false)
+VX_COMPOSITE(short, true, true)
+VX_COMPOSITE(float, false, false)
+VX_COMPOSITE(float, false, true)
+VX_COMPOSITE(float, true, false)
+VX_COMPOSITE(float, true, true)
