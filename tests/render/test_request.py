@@ -45,3 +45,10 @@ def test_bad_requests_name_the_field(kwargs, field):
     args = {"mode": "mpr", "plane": PLANE, **kwargs}
     with pytest.raises(ValueError, match=field):
         ViewRequest(**args)
+
+
+def test_equal_requests_compare_and_hash_equal():
+    a = ViewRequest("mpr", plane=PLANE, window=(40, 400))
+    b = ViewRequest("MPR", plane=Plane((0, 0, 0), (2, 0, 0), (0, 1, 0), 1.0, 16, 8), window=[40.0, 400.0])
+    assert a == b and hash(a) == hash(b)
+    assert a != ViewRequest("mpr", plane=PLANE.scroll(1.0), window=(40, 400))
