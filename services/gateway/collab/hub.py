@@ -105,25 +105,29 @@ class SessionHub:
         if room is not None and not room.closed:
             return room
         if self._heartbeat is None:
-            await self._beat()  # alive before holding any connection
             self._heartbeat = asyncio.create_task(self._heartbeat_forever(), name="voxcast-collab-heartbeat")
+            await self._beat()  # alive before holding any connection
         lock = self._opening.setdefault(session_id, asyncio.Lock())
-        async with lock:
-            room = self._rooms.get(session_id)
-            if room is not None and not room.closed:
+        try:
+            async with lock:
+                room = self._rooms.get(session_id)
+                if room is not None and not room.closed:
+                    return room
+                # Subscribe before loading, so no change falls between the snapshot and the stream.
+                sub = await self.bus.subscribe(session_id)
+                try:
+                    snapshot = await self.bus.load(session_id)
+                except BaseException:
+                    await sub.close()
+                    raise
+                if snapshot is None:
+                    await sub.close()
+                    raise SessionNotFound(f"no session {session_id}")
+                room = self._rooms[session_id] = Room(self, session_id, snapshot, sub)
                 return room
-            # Subscribe before loading, so no change falls between the snapshot and the stream.
-            sub = await self.bus.subscribe(session_id)
-            try:
-                snapshot = await self.bus.load(session_id)
-            except BaseException:
-                await sub.close()
-                raise
-            if snapshot is None:
-                await sub.close()
-                raise SessionNotFound(f"no session {session_id}")
-            room = self._rooms[session_id] = Room(self, session_id, snapshot, sub)
-            return room
+        finally:
+            if self._opening.get(session_id) is lock and not lock.locked():
+                del self._opening[session_id]
 
     async def state(self, session_id: str) -> SessionState:
         """The session's current state, read from the bus (which every replica's copy follows)."""

@@ -23,7 +23,6 @@ from .errors import (
     InvalidCommand,
     PermissionDenied,
     SessionEnded,
-    SessionNotFound,
 )
 from .fanout import ViewportFeed
 from .participant import Identity, Outbox, Participant
@@ -189,10 +188,12 @@ class Room:
                     )
                     if ok:
                         return self._apply(current, change.event, change.patch)
-                    if current is None:
-                        raise SessionNotFound("the session is gone from the store")
-            # Another replica committed first: let our copy catch up, then decide again.
-            await self._reach(current)
+            if current is None:
+                # The store lost the session (Redis restarted empty): put ours back, then retry.
+                await self.resync("the store lost the session")
+            else:
+                # Another replica committed first: let our copy catch up, then decide again.
+                await self._reach(current)
         raise Conflict("the session is changing too fast; try again")
 
     async def _reach(self, seq: int) -> None:
