@@ -135,8 +135,15 @@ class Participant:
     ) -> str:
         """An invitation token into this session (owner, admin or presenter only)."""
         room = self.room
-        token, record = room.hub.invites.issue(
-            room.session_id, room.state.study_uid, kind, pin=pin, may_control=may_control, minutes=minutes
+        # Hashing the PIN (argon2) takes a while: off the event loop.
+        token, record = await asyncio.to_thread(
+            room.hub.invites.issue,
+            room.session_id,
+            room.state.study_uid,
+            kind,
+            pin=pin,
+            may_control=may_control,
+            minutes=minutes,
         )
         await room.submit(self.id, {"type": "invite", "invitation": record})
         return token
