@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
 
+import grpc
 import numpy as np
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 from voxcast.render.server_cli import add_serve_parser, remote_volume
 
@@ -45,3 +52,38 @@ def test_remote_errors_are_one_line(start_render):
     server, _ = start_render()
     with pytest.raises(VoxcastCliError, match="NOT_FOUND"):
         remote_volume(f"127.0.0.1:{server.port}", "1.2.3.4")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_render_process_answers_health_and_stops_on_sigterm(catalog, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "VOXCAST_HOME": str(tmp_path / "home"), "VOXCAST_BACKEND": "numpy"}
+    command = [
+        sys.executable,
+        "-m",
+        "voxcast.cli",
+        "serve",
+        "render",
+        "--port",
+        str(port),
+        "--catalog",
+        catalog.addr,
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert f"render service on port {port}" in output and catalog.addr in output
