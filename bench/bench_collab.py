@@ -65,7 +65,7 @@ def redis_server():
 
 
 def renderer(render_ms: float):
-    async def render(viewport_id: str, state: dict):
+    async def render(session_id: str, viewport_id: str, state: dict):
         await asyncio.sleep(render_ms / 1000)
         yield {"n": int(state["window_center"]), "data": b"\0" * 1024}
 

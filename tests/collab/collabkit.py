@@ -105,7 +105,7 @@ async def load_volume(series_uid: str) -> Volume:
 def ladder_renderer(log: list | None = None, delay: float = 0.0):
     """A renderer yielding preview, full and lossless frames of one view state."""
 
-    async def render(viewport_id: str, state: dict):
+    async def render(session_id: str, viewport_id: str, state: dict):
         if log is not None:
             log.append((viewport_id, state))
         for rung in ("preview", "full", "lossless"):

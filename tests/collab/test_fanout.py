@@ -36,13 +36,13 @@ def test_a_new_view_cancels_the_render_in_flight():
     async def scenario():
         started, gate = [], asyncio.Event()
 
-        async def render(viewport_id, state):
+        async def render(session_id, viewport_id, state):
             started.append(state["n"])
             yield ("preview", state["n"])
             await gate.wait()
             yield ("lossless", state["n"])
 
-        feed = ViewportFeed("ax", render)
+        feed = ViewportFeed("s1", "ax", render)
         fast, slow = LatestFrames(), LatestFrames()
         feed.attach(fast)
         feed.attach(slow)
@@ -73,12 +73,12 @@ def test_a_new_view_cancels_the_render_in_flight():
 
 def test_a_failing_render_is_logged_and_the_next_view_renders(caplog):
     async def scenario():
-        async def render(viewport_id, state):
+        async def render(session_id, viewport_id, state):
             if state["n"] == 1:
                 raise RuntimeError("render service down")
             yield state["n"]
 
-        feed = ViewportFeed("ax", render)
+        feed = ViewportFeed("s1", "ax", render)
         sink = LatestFrames()
         feed.attach(sink)
         feed.show({"n": 1})

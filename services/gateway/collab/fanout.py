@@ -17,9 +17,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# The gateway's render call: (viewport id, viewport state as in models.ViewportState) -> frames,
-# the progressive ladder of one view (preview ... lossless), ending when the view has settled.
-Renderer = Callable[[str, dict], AsyncIterator[Any]]
+# The gateway's render call: (session id, viewport id, viewport state as in models.ViewportState)
+# -> frames, the progressive ladder of one view (preview ... lossless), ending once it has settled.
+Renderer = Callable[[str, str, dict], AsyncIterator[Any]]
 
 
 class LatestFrames:
@@ -61,7 +61,8 @@ class LatestFrames:
 class ViewportFeed:
     """One render stream for one session viewport in this gateway."""
 
-    def __init__(self, viewport_id: str, renderer: Renderer) -> None:
+    def __init__(self, session_id: str, viewport_id: str, renderer: Renderer) -> None:
+        self.session_id = session_id
         self.viewport_id = viewport_id
         self._renderer = renderer
         self._sinks: set[LatestFrames] = set()
@@ -99,7 +100,7 @@ class ViewportFeed:
         self.renders += 1
         last = None
         try:
-            async for frame in self._renderer(self.viewport_id, state):
+            async for frame in self._renderer(self.session_id, self.viewport_id, state):
                 last = frame
                 self.frames += 1
                 for sink in list(self._sinks):

@@ -271,7 +271,7 @@ class Room:
             if feed is None:
                 if not followers:
                     continue
-                feed = self.feeds[vid] = ViewportFeed(vid, self.hub.renderer)
+                feed = self.feeds[vid] = ViewportFeed(self.session_id, vid, self.hub.renderer)
             for conn in self.connections:
                 if conn in followers:
                     if conn.frames not in feed:

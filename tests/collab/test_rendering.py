@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from collabkit import CT, PET, view
 from voxcast.gateway.collab import InvalidCommand
-from voxcast.gateway.collab.render_request import to_render_request
+from voxcast.gateway.collab.rendering import to_render_request
 
 from voxcast.v1 import render_pb2
 

@@ -1,4 +1,5 @@
-"""A session viewport's state as the render service's RenderRequest.
+"""Rendering session viewports with the render service: the RenderRequest for a viewport's state,
+and the Renderer that streams its frames over gRPC.
 
 The request's viewport_id is "<session>/<viewport>": one render stream per session viewport, so a
 newer state of the same viewport cancels the older one in the render service too (latest wins),
@@ -8,9 +9,10 @@ settle lossless: a tumor board reads diagnostic images.
 
 from __future__ import annotations
 
-from voxcast.v1 import common_pb2, render_pb2
+from voxcast.v1 import common_pb2, render_pb2, render_pb2_grpc
 
 from . import models
+from .fanout import Renderer
 
 MODES = {
     "mpr": render_pb2.MPR,
@@ -68,3 +70,18 @@ def to_render_request(session_id: str, viewport_id: str, state: dict) -> render_
         request.fusion_window_center = f.window_center
         request.fusion_window_width = f.window_width
     return request
+
+
+def grpc_renderer(stub: render_pb2_grpc.RenderServiceStub) -> Renderer:
+    """A Renderer over the render service (`stub` on a grpc.aio channel). Closing the stream, as a
+    newer view state does, cancels the call, and the render service drops the stale view."""
+
+    async def render(session_id: str, viewport_id: str, state: dict):
+        call = stub.Render(to_render_request(session_id, viewport_id, state))
+        try:
+            async for frame in call:
+                yield frame
+        finally:
+            call.cancel()
+
+    return render
