@@ -1,13 +1,17 @@
-"""Session viewport states become the render service's requests."""
+"""Session viewports rendered by the render service: the requests, and real frames fanned out."""
 
 from __future__ import annotations
 
-import pytest
-from collabkit import CT, PET, view
-from voxcast.gateway.collab import InvalidCommand
-from voxcast.gateway.collab.rendering import to_render_request
+import asyncio
 
-from voxcast.v1 import render_pb2
+import grpc
+import pytest
+from collabkit import CT, PET, make_hubs, run, view
+from voxcast.gateway.collab import Identity, InvalidCommand
+from voxcast.gateway.collab.rendering import grpc_renderer, to_render_request
+
+from voxcast.grpcio import CHANNEL_OPTIONS
+from voxcast.v1 import render_pb2, render_pb2_grpc
 
 
 def test_mpr_with_fusion():
@@ -35,3 +39,63 @@ def test_a_bad_state_is_refused_by_field():
     with pytest.raises(InvalidCommand) as err:
         to_render_request("s1", "ax", {**view(), "width": 5})
     assert err.value.field == "state.width"
+
+
+def full_frames_rendered(server) -> float:
+    """The render service's own count of full-resolution frames it rendered (a coalesced request
+    counts once)."""
+    total = 0.0
+    for metric in server.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == "voxcast_render_frames_total" and sample.labels.get("rung") == "full":
+                total += sample.value
+    return total
+
+
+def test_session_frames_come_from_the_render_service_once_per_gateway(render_service, redis_url):
+    demo = render_service.demo
+
+    async def scenario():
+        channels = [grpc.aio.insecure_channel(render_service.addr, options=CHANNEL_OPTIONS) for _ in range(2)]
+        renderers = [grpc_renderer(render_pb2_grpc.RenderServiceStub(c)) for c in channels]
+        (a, b), close = await make_hubs("redis", redis_url)
+        a.renderer, b.renderer = renderers
+        try:
+            owner_id = Identity.user("owner", "Dr Owner")
+            sid = await a.create_session(owner_id, demo.study_uid, [demo.ct_series_uid, demo.pet_series_uid])
+            owner = await a.join(sid, owner_id)
+            token = await owner.invite("user")
+            people = [owner]
+            for i in range(6):
+                hub = (a, b)[i % 2]
+                who = Identity.user(f"viewer{i}", f"Viewer {i}")
+                people.append(await hub.join(sid, who, await hub.redeem(token, user=who)))
+            before = full_frames_rendered(render_service.server)
+            centre = [float(c) for c in demo.ct.center]
+            state = {
+                "series_uid": demo.ct_series_uid,
+                "plane": {"center": centre, "right": [1, 0, 0], "down": [0, 1, 0]},
+                "width": 64,
+                "height": 64,
+                "window_center": 40,
+                "window_width": 400,
+                "fusion": {"series_uid": demo.pet_series_uid, "opacity": 0.5},
+            }
+            await owner.send({"type": "viewport", "viewport_id": "ax", "state": state})
+            for p in people:
+                while True:
+                    vid, frame = await asyncio.wait_for(p.frames.get(), 120)
+                    if frame.rung == render_pb2.LOSSLESS:
+                        break
+                assert (vid, frame.width, frame.height, frame.encoding) == ("ax", 64, 64, "png")
+                assert frame.labels.top == "A" and frame.labels.left == "R"
+            # Seven followers on two gateways: at most one render per gateway.
+            rendered = full_frames_rendered(render_service.server) - before
+            assert 1 <= rendered <= 2
+            assert a.renders(sid) == 1 and b.renders(sid) == 1
+        finally:
+            await close()
+            for c in channels:
+                await c.close()
+
+    run(scenario(), timeout=180)
