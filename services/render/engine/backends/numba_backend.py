@@ -284,7 +284,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                     warm,
                     True,
                 )
-            if k1 - k0 < BLOCK:  # a short ray: block walking would not pay
+            if k1 - k0 < 4 * BLOCK:  # a short ray (a slab): block walking would not pay
                 for k in range(k0, k1 + 1):
                     best, best_k = _extreme_update(
                         vol,
