@@ -1,0 +1,92 @@
+"""Numba-specific structures: the block min/max bounds that make skipping exact, the LUT occupancy
+of empty-space skipping, the dtype policy of `prepare`, and on-disk caching of the kernels.
+(Results against the numpy reference: test_backends_parity.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from voxcast.render.engine.backends import numba_backend as nbk
+from voxcast.render.engine.backends.numpy_backend import trilinear
+from voxcast.render.engine.rays import INSIDE_TOL, TransferLUT
+
+BACKEND = nbk.Backend()
+
+
+@pytest.mark.parametrize("shape", [(1, 9, 17), (17, 16, 24), (25, 8, 9)])
+def test_block_bounds_hold_every_trilinear_sample_of_their_block(rng, shape):
+    """Skipping a block is exact only if every sample the walk assigns to it lies within its
+    min/max - including samples a rounding error puts on the block's far face or in INSIDE_TOL."""
+    voxels = rng.normal(0, 100, size=shape).astype(np.float32)
+    handle = BACKEND.prepare(voxels)
+    n = np.asarray(shape)
+    points = rng.uniform(-INSIDE_TOL, 1, size=(20000, 3)) * (n - 1 + 2 * INSIDE_TOL)
+    # Put a quarter of the points exactly on block faces, where rounding decides the block.
+    face = rng.integers(0, 3, size=5000)
+    points[:5000, :][np.arange(5000), face] = np.minimum(
+        nbk.BLOCK * rng.integers(0, n[face] // nbk.BLOCK + 1), n[face] - 1
+    )
+    values = trilinear(voxels, points)
+    clamped = np.clip(points, 0, n - 1)
+    for nudge in (-1e-9, 0.0, 1e-9):  # the block on either side of a face
+        block = np.minimum(
+            np.clip(clamped + nudge, 0, n - 1).astype(int) // nbk.BLOCK,
+            np.asarray(handle.block_max.shape) - 1,
+        )
+        lo = handle.block_min[block[:, 0], block[:, 1], block[:, 2]]
+        hi = handle.block_max[block[:, 0], block[:, 1], block[:, 2]]
+        assert np.all(values >= lo - 1e-4) and np.all(values <= hi + 1e-4)
+
+
+def test_block_occupancy_follows_the_lut(rng):
+    voxels = np.empty((32, 16, 16), dtype=np.float32)
+    voxels[:16] = rng.uniform(0, 10, size=(16, 16, 16))
+    voxels[16:] = rng.uniform(90, 100, size=(16, 16, 16))
+    handle = BACKEND.prepare(voxels)
+    table = np.zeros((101, 4), dtype=np.float32)
+    table[95, 3] = 0.5  # only values around 95 are visible (the LUT maps 0..100 onto entries 0..100)
+    alpha_count = np.cumsum(table[:, 3] > 0).astype(np.int64)
+    occ = np.empty(handle.block_max.shape, dtype=np.uint8)
+    nbk._block_occupancy(handle.block_min, handle.block_max, alpha_count, 0.0, 1.0, 100.0, occ)
+    # Slices 0..9 (block 0 and its apron) hold only 0..10: empty. Block 1's apron reaches slice 16.
+    assert not occ[0].any()
+    assert occ[1:].all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float64, np.int32, bool])
+def test_prepare_widens_other_numeric_dtypes_to_float32(rng, dtype):
+    voxels = (rng.uniform(0, 50, size=(3, 4, 5))).astype(dtype)
+    handle = BACKEND.prepare(voxels)
+    assert handle.voxels.dtype == np.float32
+    np.testing.assert_array_equal(handle.voxels, voxels.astype(np.float32))
+
+
+def test_prepare_refuses_what_it_cannot_render():
+    with pytest.raises(TypeError, match="numeric"):
+        BACKEND.prepare(np.zeros((2, 2, 2), dtype="U3"))
+    with pytest.raises(ValueError, match="empty"):
+        BACKEND.prepare(np.zeros((0, 4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="3-D"):
+        BACKEND.prepare(np.zeros((4, 4, 4, 4), dtype=np.float32))
+
+
+def test_lut_with_no_visible_entry_renders_transparent(rng):
+    voxels = rng.normal(0, 100, size=(10, 10, 10)).astype(np.float32)
+    handle = BACKEND.prepare(voxels)
+    from test_backends_parity import random_grid
+
+    grid = random_grid(rng, voxels.shape, 30, reach=0.0)
+    lut = TransferLUT(np.ones((8, 4), dtype=np.float32) * [1, 1, 1, 0], -100.0, 100.0)
+    assert not BACKEND.composite(handle, grid, lut, None).any()
+
+
+def test_kernels_are_cached_on_disk():
+    kernels = [
+        nbk._project_rays,
+        nbk._sample_plane,
+        nbk._composite_rays,
+        nbk._block_minmax,
+        nbk._block_occupancy,
+    ]
+    for kernel in kernels:
+        assert kernel._cache.__class__.__name__ != "NullCache", kernel
