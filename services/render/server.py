@@ -88,19 +88,23 @@ class RenderServer:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     def stop(self, grace: float | None = 5.0) -> threading.Event:
-        """Refuse new calls, let in-flight frames finish (up to `grace` seconds), then stop."""
+        """Refuse new calls, let in-flight frames finish (up to `grace` seconds), then stop the
+        workers, drop the cache and the metrics exporter. The event is set once all is done."""
         self.health.enter_graceful_shutdown()
-        done = self._grpc.stop(grace)
+        rpcs_done = self._grpc.stop(grace)
+        stopped = threading.Event()
 
         def _finish() -> None:
-            done.wait()
+            rpcs_done.wait()
             self.core.close()
             if self._metrics_http is not None:
                 self._metrics_http.shutdown()
                 self._metrics_http.server_close()
+                self._metrics_http = None
+            stopped.set()
 
         threading.Thread(target=_finish, name="render-stop", daemon=True).start()
-        return done
+        return stopped
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         return self._grpc.wait_for_termination(timeout)
