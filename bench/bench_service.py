@@ -3,12 +3,13 @@ changes (a scroll through axial slices, a 30 mm slab MIP rotation) against the d
 catalog and a render service running in its own process.
 
 Prints, per sequence and number of clients: time to the preview frame and to the full frame
-(p50/p95, from sending the request), full frames per second over all clients, and the engine-only
-time of the same views measured in this run (render of the preview plus the full frame, one at a
-time, no service), so the service overhead at one client is the ratio of the two.
+(p50/p95, from sending the request), full frames per second over all clients, the render time the
+server reports, and at one client the engine-only time of the same views (preview plus full render
+in a process of its own, alternating view by view with the service requests), so the service
+overhead is a ratio measured under the same machine load.
 
 Environment: VOXCAST_BENCH_SIZE (demo size, default large), VOXCAST_BENCH_CLIENTS (default 1,4,16),
-VOXCAST_BENCH_VIEWS (views per client per sequence, default 16), VOXCAST_BACKEND (render backend).
+VOXCAST_BENCH_VIEWS (views per client per sequence, default 12), VOXCAST_BACKEND (render backend).
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def main() -> None:
 
     size = os.environ.get("VOXCAST_BENCH_SIZE", "large")
     clients_list = [int(n) for n in os.environ.get("VOXCAST_BENCH_CLIENTS", "1,4,16").split(",")]
-    count = int(os.environ.get("VOXCAST_BENCH_VIEWS", "16"))
+    count = int(os.environ.get("VOXCAST_BENCH_VIEWS", "12"))
     from voxcast.render.engine.backends import resolve_name
 
     with tempfile.TemporaryDirectory(prefix="voxcast-bench-service-") as tmp:
