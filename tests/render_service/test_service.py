@@ -311,3 +311,27 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_previews_are_rendered_before_other_views_full_frames(start_render, demo):
+    server, stub = start_render(render_workers=1)
+    stub.Preload(render_pb2.PreloadRequest(series_uid=demo.ct_series_uid), timeout=60)
+    first = stub.Render(slow_request(demo), timeout=60)
+    frames = {"a": [next(first)]}  # a's full frame is being rendered on the only worker now
+
+    def follow(name: str, offset: float) -> None:
+        req = slow_request(demo)
+        req.camera.target.x += offset
+        frames[name] = list(stub.Render(req, timeout=60))
+
+    threads = [threading.Thread(target=follow, args=(name, k + 1.0)) for k, name in enumerate("bc")]
+    for t in threads:
+        t.start()
+    frames["a"] += list(first)
+    for t in threads:
+        t.join(60)
+    seq = {name: [f.sequence for f in fs] for name, fs in frames.items()}
+    # Both newer views show their preview before the older view's lossless frame and before
+    # either newer view's full frame.
+    assert max(seq["b"][0], seq["c"][0]) < seq["a"][2]
+    assert max(seq["b"][0], seq["c"][0]) < min(seq["b"][1], seq["c"][1])
