@@ -274,9 +274,14 @@ def test_invitations(hubs_for):
         (a, b), close = await hubs_for()
         try:
             sid = await a.create_session(OWNER, STUDY, [CT])
+            # The owner may invite before connecting (the viewer's invite button, through REST).
+            early = await b.invite(sid, OWNER, "user")
+            with pytest.raises(PermissionDenied):
+                await b.invite(sid, BOB, "user")  # not a participant
             owner = await a.join(sid, OWNER)
             with pytest.raises(PermissionDenied):
                 await b.join(sid, BOB)  # no invitation
+            assert (await b.redeem(early, user=CAROL)).participant_id == CAROL.participant_id
             await b.join(sid, ADMIN)  # admins may enter any session
             user_token = await owner.invite("user")
             with pytest.raises(PermissionDenied):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from argon2 import PasswordHasher
 
@@ -135,6 +136,35 @@ class SessionHub:
         if snapshot is None:
             raise SessionNotFound(f"no session {session_id}")
         return SessionState(snapshot.fields)
+
+    async def invite(
+        self,
+        session_id: str,
+        by: Identity,
+        kind: Literal["user", "guest"],
+        *,
+        pin: str | None = None,
+        may_control: bool = False,
+        minutes: int = 240,
+    ) -> str:
+        """An invitation token into the session, issued by its owner, an admin or the presenter
+        (connected or not: the viewer's "invite" button may go through REST)."""
+        room = await self._room(session_id)
+        try:
+            # Hashing the PIN (argon2) takes a while: off the event loop.
+            token, record = await asyncio.to_thread(
+                self.invites.issue,
+                session_id,
+                room.state.study_uid,
+                kind,
+                pin=pin,
+                may_control=may_control,
+                minutes=minutes,
+            )
+            await room.submit(by.participant_id, {"type": "invite", "invitation": record})
+            return token
+        finally:
+            await room._close_if_empty()
 
     async def redeem(self, token: str, *, pin: str | None = None, user: Identity | None = None) -> Grant:
         """Check an invitation (and the guest's PIN) and admit its holder. A user invitation needs a

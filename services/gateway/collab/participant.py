@@ -135,18 +135,9 @@ class Participant:
     ) -> str:
         """An invitation token into this session (owner, admin or presenter only)."""
         room = self.room
-        # Hashing the PIN (argon2) takes a while: off the event loop.
-        token, record = await asyncio.to_thread(
-            room.hub.invites.issue,
-            room.session_id,
-            room.state.study_uid,
-            kind,
-            pin=pin,
-            may_control=may_control,
-            minutes=minutes,
+        return await room.hub.invite(
+            room.session_id, self.identity, kind, pin=pin, may_control=may_control, minutes=minutes
         )
-        await room.submit(self.id, {"type": "invite", "invitation": record})
-        return token
 
     async def leave(self) -> None:
         if self.closed:
