@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import secrets
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +27,10 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 120.0
 FIRST_ADMIN = "admin"
+PARENT_CHECK_S = 1.0
 
 
-def _child_main(kind: str, settings: Settings, catalog_addr: str, conn) -> None:
+def _child_main(kind: str, settings: Settings, catalog_addr: str, conn, parent_pid: int) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format=f"%(asctime)s %(levelname)s {kind} %(name)s: %(message)s"
     )
@@ -45,7 +48,10 @@ def _child_main(kind: str, settings: Settings, catalog_addr: str, conn) -> None:
     server.start()
     conn.send(port)
     conn.close()
-    stop.wait()
+    # Never outlive `voxcast up`, even when it is killed without a chance to stop us.
+    while not stop.wait(PARENT_CHECK_S):
+        if os.getppid() != parent_pid:
+            break
     server.stop(2.0)
 
 
@@ -60,7 +66,7 @@ def start_child(kind: str, settings: Settings, catalog_addr: str = "") -> Child:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     process = ctx.Process(
-        target=_child_main, args=(kind, settings, catalog_addr, child), name=f"voxcast-{kind}"
+        target=_child_main, args=(kind, settings, catalog_addr, child, os.getpid()), name=f"voxcast-{kind}"
     )
     process.start()
     child.close()
@@ -157,6 +163,9 @@ def run_up(
             lines.append("  sign in with an existing account (`voxcast user add` creates one)")
         print("\n".join(lines), flush=True)
         app = create_app(gateway_settings, open_access=open_loopback)
+        # uvicorn re-raises SIGTERM once it has shut down; exiting through SystemExit lets the
+        # `finally` below stop the catalog and render processes.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
     finally:
         stop_children(children)

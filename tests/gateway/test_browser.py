@@ -74,8 +74,26 @@ def stack_up(tmp_path):
             time.sleep(0.3)
         yield url, password
     finally:
+        children = _children(process.pid)
         process.terminate()
         process.wait(30)
+    # `voxcast up` stops its catalog and render processes when it is stopped.
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "voxcast up left processes behind"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 PIXEL_STATS = """(el) => {

@@ -59,6 +59,7 @@ class SessionHub:
         # when its heartbeat has not been renewed for three keep-alive periods.
         self.replica_id = uuid.uuid4().hex[:12]
         self._heartbeat: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
         self.outbox_limit = outbox_limit
         self._rooms: dict[str, Room] = {}
         self._opening: dict[str, asyncio.Lock] = {}
@@ -89,6 +90,12 @@ class SessionHub:
         if not await self.bus.create(session_id, fields, self.ttl_s):
             raise Conflict("session id collision; try again")
         return session_id
+
+    def _spawn(self, coro) -> None:
+        """Run `coro` in the background, referenced until done."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _beat(self) -> None:
         await self.bus.heartbeat(self.replica_id, 3 * self.keepalive_s)
@@ -221,6 +228,9 @@ class SessionHub:
     async def close(self) -> None:
         for room in list(self._rooms.values()):
             await room.close()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -50,11 +50,16 @@ class Room:
         self.connections: set[Participant] = set()
         self.feeds: dict[str, ViewportFeed] = {}
         self._missing: set[str] = set()
-        self._tasks = [
-            asyncio.create_task(self._follow_bus(), name=f"voxcast-room-{session_id}"),
-            asyncio.create_task(self._keep_alive(), name=f"voxcast-room-keepalive-{session_id}"),
-        ]
+        self._tasks: set[asyncio.Task] = set()
+        self._spawn(self._follow_bus(), f"voxcast-room-{session_id}")
+        self._spawn(self._keep_alive(), f"voxcast-room-keepalive-{session_id}")
         self.closed = False
+
+    def _spawn(self, coro, name: str | None = None) -> None:
+        """Run `coro` as this room's task (kept referenced until done, cancelled when it closes)."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def state_message(self) -> dict:
         return {"type": "state", "seq": self.seq, "state": self.state.public()}
@@ -82,7 +87,7 @@ class Room:
             self._finish("the session has ended")
         elif event["type"] == "replica_gone" and event["replica"] == self.hub.replica_id and self.connections:
             # We were taken for dead (a missed heartbeat) but are here: say so.
-            self._tasks.append(asyncio.create_task(self._repair_presence()))
+            self._spawn(self._repair_presence())
         return event
 
     def _adopt(self, snapshot: Snapshot, reason: str) -> None:
@@ -98,7 +103,7 @@ class Room:
             self._update_feeds()
             if self.connections and not self.state.ended:
                 # A task of its own: submitting waits on this room's bus reader, which may be our caller.
-                self._tasks.append(asyncio.create_task(self._repair_presence()))
+                self._spawn(self._repair_presence())
         if self.state.ended:
             self._finish("the session has ended")
 
@@ -289,7 +294,7 @@ class Room:
         for conn in list(self.connections):
             conn.outbox.close(reason)
             conn.frames.close()
-        asyncio.get_running_loop().create_task(self.close())
+        self.hub._spawn(self.close())
 
     async def _close_if_empty(self) -> None:
         if not self.connections:
@@ -299,13 +304,12 @@ class Room:
         self.closed = True
         self.hub._rooms.pop(self.session_id, None)
         current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
-        for task in self._tasks:
-            if task is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for feed in self.feeds.values():
             await feed.close()
         await self._sub.close()
