@@ -302,7 +302,8 @@ class Room:
 
     async def close(self) -> None:
         self.closed = True
-        self.hub._rooms.pop(self.session_id, None)
+        if self.hub._rooms.get(self.session_id) is self:
+            del self.hub._rooms[self.session_id]
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
