@@ -332,7 +332,7 @@ def _annotate(state, me, command, seq):
     count = sum(1 for k in state.fields if k.startswith("ann:"))
     if count >= MAX_ANNOTATIONS:
         raise InvalidCommand(f"a session holds at most {MAX_ANNOTATIONS} annotations", field="annotation")
-    aid = command.get("annotation_id") or uuid.uuid4().hex[:12]
+    aid = uuid.uuid4().hex[:12]
     record = {
         "id": aid,
         "author": me["id"],
