@@ -103,6 +103,7 @@ class Sample:
     preview_ms: float = float("nan")
     full_ms: float = float("nan")
     server_render_ms: float = 0.0  # preview + full render, as the frames report
+    server_encode_ms: float = 0.0  # preview + full encoding, as the frames report
     engine_ms: float = float("nan")  # the same renders without the service (paired runs only)
 
 
@@ -122,6 +123,7 @@ def stream_one(stub, req) -> Sample:
         else:
             sample.full_ms = ms
         sample.server_render_ms += frame.render_ms
+        sample.server_encode_ms += frame.encode_ms
     return sample
 
 
@@ -279,7 +281,8 @@ def main() -> None:
         f"{count} views per client, {os.cpu_count()} CPUs"
     )
     header = ("sequence", "clients", "preview p50", "preview p95", "full p50", "full p95", "fps",
-              "server render p50", "non-render p50", "engine-only p50", "overhead", "errors")  # fmt: skip
+              "server render p50", "encode p50", "non-render p50", "engine-only p50", "overhead",
+              "errors")  # fmt: skip
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for sequence, n, result, fps in rows:
@@ -287,6 +290,7 @@ def main() -> None:
         preview = [s.preview_ms for s in samples]
         full = [s.full_ms for s in samples]
         server = [s.server_render_ms for s in samples]
+        encode = [s.server_encode_ms for s in samples]
         non_render = [s.full_ms - s.server_render_ms for s in samples]
         paired = [s for s in samples if s.engine_ms == s.engine_ms]
         engine_p50 = f"{statistics.median(s.engine_ms for s in paired):.1f}" if paired else "-"
@@ -298,14 +302,15 @@ def main() -> None:
         print(
             f"| {sequence} | {n} | {_percentile(preview, 50):.1f} | {_percentile(preview, 95):.1f} | "
             f"{_percentile(full, 50):.1f} | {_percentile(full, 95):.1f} | {fps:.1f} | "
-            f"{_percentile(server, 50):.1f} | {_percentile(non_render, 50):.1f} | {engine_p50} | "
-            f"{overhead} | {len(result.errors)} |"
+            f"{_percentile(server, 50):.1f} | {_percentile(encode, 50):.1f} | "
+            f"{_percentile(non_render, 50):.1f} | {engine_p50} | {overhead} | {len(result.errors)} |"
         )
     print(
         "ms from sending the request. fps: full frames per second, all clients together. server render: "
-        "preview + full render time the frames report; non-render: time to full frame minus that "
-        "(encoding, queueing, transport). engine-only: the same two renders in a process of their "
-        "own without the service, alternating view by view with the service requests (one client). "
+        "preview + full render time the frames report, encode likewise; non-render: time to full "
+        "frame minus server render (encoding, queueing, transport). engine-only: the same two "
+        "renders in a process of their own without the service, alternating view by view with the "
+        "service requests (one client). "
         "overhead: median over views of (time to full frame - engine-only) / engine-only."
     )
 

@@ -61,6 +61,7 @@ class RenderCore:
             cache_bytes, self._load, self.metrics, after_evict=self._release_device_memory
         )
         self.hub = JobHub(self._run, workers, queue_limit, self.metrics)
+        self._load_slots = threading.BoundedSemaphore(workers)
         self._sequence = itertools.count(1)
         self._sequence_lock = threading.Lock()
         if backend.name == "cupy":
@@ -85,8 +86,11 @@ class RenderCore:
     # -- volumes ---------------------------------------------------------------------------
 
     def _load(self, series_uid: str) -> CachedVolume:
-        volume = self.source.fetch_volume(series_uid)
-        return CachedVolume(engine.prepare_volume(volume, self.backend))
+        # A volume being loaded is not yet counted by the cache: bound how many are, so that a burst
+        # of Preload calls for different series cannot hold many volumes in memory at once.
+        with self._load_slots:
+            volume = self.source.fetch_volume(series_uid)
+            return CachedVolume(engine.prepare_volume(volume, self.backend))
 
     def _release_device_memory(self) -> None:
         if self.backend.name == "cupy":
