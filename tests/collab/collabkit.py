@@ -127,8 +127,8 @@ def view(window_center: float = 40.0, series: str = CT, **extra) -> dict:
     }
 
 
-async def make_hubs(bus_kind: str, redis_url: str | None, **kw):
-    """Two hubs sharing sessions, as two gateway replicas would: over two Redis connections, or
+async def make_hubs(bus_kind: str, redis_url: str | None, count: int = 2, **kw):
+    """Hubs sharing sessions, as gateway replicas would: each over its own Redis connections, or
     (in-process) over one in-memory bus. Returns the hubs and a coroutine function closing them."""
     from voxcast.gateway.collab import InProcessBus, SessionHub
     from voxcast.gateway.collab.redis_bus import RedisBus
@@ -136,9 +136,9 @@ async def make_hubs(bus_kind: str, redis_url: str | None, **kw):
     kw.setdefault("volume_loader", load_volume)
     kw.setdefault("pin_hasher", FAST_PIN_HASHER)
     if bus_kind == "redis":
-        buses = [RedisBus(redis_url), RedisBus(redis_url)]
+        buses = [RedisBus(redis_url) for _ in range(count)]
     else:
-        buses = [InProcessBus()] * 2
+        buses = [InProcessBus()] * count
     hubs = [SessionHub(bus, SECRET, **kw) for bus in buses]
 
     async def close():

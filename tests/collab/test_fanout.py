@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from collabkit import run
-from voxcast.gateway.collab import LatestFrames, ViewportFeed
+from voxcast.gateway.collab import InProcessBus, LatestFrames, ViewportFeed
+from voxcast.gateway.collab.fanout import FrameCodec, SettledFrames
 
 
 def test_latest_frames_keep_only_the_newest_per_viewport():
@@ -89,3 +90,34 @@ def test_a_failing_render_is_logged_and_the_next_view_renders(caplog):
 
     run(scenario())
     assert "rendering viewport ax failed" in caplog.text
+
+
+def test_settled_frames_are_shared_only_for_the_same_view():
+    async def scenario():
+        bus = InProcessBus()
+        codec = FrameCodec(encode=lambda f: f.encode(), decode=lambda b: b.decode())
+        shared = SettledFrames(bus, "s1", codec, ttl_s=60)
+        await shared.save("ax", {"n": 1, "w": [1.0, 2.0]}, "frame-1")
+        assert await shared.load("ax", {"w": [1.0, 2.0], "n": 1}) == "frame-1"  # key order is no matter
+        assert await shared.load("ax", {"n": 2, "w": [1.0, 2.0]}) is None
+        assert await shared.load("cor", {"n": 1, "w": [1.0, 2.0]}) is None
+        # A replica that finds the frame does not render.
+        rendered = []
+
+        async def render(session_id, viewport_id, state):
+            rendered.append(state)
+            yield "fresh"
+
+        feed = ViewportFeed("s1", "ax", render, shared)
+        sink = LatestFrames()
+        feed.attach(sink)
+        feed.show({"n": 1, "w": [1.0, 2.0]})
+        assert await asyncio.wait_for(sink.get(), 5) == ("ax", "frame-1")
+        assert rendered == [] and feed.renders == 0
+        feed.show({"n": 2, "w": [1.0, 2.0]})
+        assert await asyncio.wait_for(sink.get(), 5) == ("ax", "fresh")
+        await asyncio.sleep(0.01)
+        assert await shared.load("ax", {"n": 2, "w": [1.0, 2.0]}) == "fresh"
+        await feed.close()
+
+    run(scenario())

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from collabkit import CT, PET, make_hubs, run, view
 from voxcast.gateway.collab import Identity, InvalidCommand
-from voxcast.gateway.collab.rendering import grpc_renderer, to_render_request
+from voxcast.gateway.collab.rendering import FRAME_CODEC, grpc_renderer, to_render_request
 
 from voxcast.grpcio import CHANNEL_OPTIONS
 from voxcast.v1 import render_pb2, render_pb2_grpc
@@ -58,8 +58,10 @@ def test_session_frames_come_from_the_render_service_once_per_gateway(render_ser
     async def scenario():
         channels = [grpc.aio.insecure_channel(render_service.addr, options=CHANNEL_OPTIONS) for _ in range(2)]
         renderers = [grpc_renderer(render_pb2_grpc.RenderServiceStub(c)) for c in channels]
-        (a, b), close = await make_hubs("redis", redis_url)
+        (a, b), close = await make_hubs("redis", redis_url, frame_codec=FRAME_CODEC)
         a.renderer, b.renderer = renderers
+        (c,), close_c = await make_hubs("redis", redis_url, frame_codec=FRAME_CODEC, count=1)
+        c.renderer = renderers[0]
         try:
             owner_id = Identity.user("owner", "Dr Owner")
             sid = await a.create_session(owner_id, demo.study_uid, [demo.ct_series_uid, demo.pet_series_uid])
@@ -93,7 +95,14 @@ def test_session_frames_come_from_the_render_service_once_per_gateway(render_ser
             rendered = full_frames_rendered(render_service.server) - before
             assert 1 <= rendered <= 2
             assert a.renders(sid) == 1 and b.renders(sid) == 1
+            # A late joiner on a third replica gets the settled frame at once, from the bus: no render.
+            late_id = Identity.user("late", "Dr Late")
+            late = await c.join(sid, late_id, await c.redeem(token, user=late_id))
+            vid, frame = await asyncio.wait_for(late.frames.get(), 10)
+            assert (vid, frame.rung, frame.width) == ("ax", render_pb2.LOSSLESS, 64)
+            assert c.renders(sid) == 0
         finally:
+            await close_c()
             await close()
             for c in channels:
                 await c.close()

@@ -120,6 +120,13 @@ class Bus(ABC):
         """Those of `replica_ids` whose heartbeat has not expired."""
 
     @abstractmethod
+    async def put_blob(self, key: str, data: bytes, ttl_s: float) -> None:
+        """Keep `data` under `key` (within the sessions' namespace) for ttl_s seconds."""
+
+    @abstractmethod
+    async def get_blob(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
     async def subscribe(self, session_id: str) -> Subscription:
         """Changes committed from now on, in sequence order. Returns once the subscription is live."""
 
@@ -138,6 +145,7 @@ class InProcessBus(Bus):
         self._sessions: dict[str, tuple[int, dict[str, Any], float]] = {}
         self._subs: dict[str, set[Subscription]] = {}
         self._replicas: dict[str, float] = {}
+        self._blobs: dict[str, tuple[bytes, float]] = {}
 
     def _get(self, session_id: str) -> tuple[int, dict[str, Any], float] | None:
         entry = self._sessions.get(session_id)
@@ -203,6 +211,16 @@ class InProcessBus(Bus):
     async def live_replicas(self, replica_ids):
         now = time.monotonic()
         return {r for r in replica_ids if self._replicas.get(r, 0.0) > now}
+
+    async def put_blob(self, key, data, ttl_s):
+        self._blobs[key] = (bytes(data), time.monotonic() + ttl_s)
+
+    async def get_blob(self, key):
+        entry = self._blobs.get(key)
+        if entry is None or entry[1] < time.monotonic():
+            self._blobs.pop(key, None)
+            return None
+        return entry[0]
 
     async def subscribe(self, session_id):
         sub = Subscription(self, session_id)

@@ -20,7 +20,7 @@ from voxcast.volume import Volume
 
 from .bus import Bus, make_bus
 from .errors import BusUnavailable, Conflict, InvalidCommand, PermissionDenied, SessionEnded, SessionNotFound
-from .fanout import Renderer
+from .fanout import FrameCodec, Renderer
 from .invites import Grant, InviteCodec
 from .participant import Identity, Participant
 from .room import Room
@@ -42,6 +42,7 @@ class SessionHub:
         *,
         volume_loader: VolumeLoader | None = None,
         renderer: Renderer | None = None,
+        frame_codec: FrameCodec | None = None,
         ttl_s: float = 4 * 3600,
         ended_ttl_s: float = 600,
         keepalive_s: float | None = None,
@@ -52,6 +53,8 @@ class SessionHub:
         self.invites = InviteCodec(secret_key, pin_hasher)
         self.volume_loader = volume_loader
         self.renderer = renderer
+        # With a codec, settled frames are shared between replicas through the bus.
+        self.frame_codec = frame_codec
         self.ttl_s = ttl_s
         self.ended_ttl_s = ended_ttl_s
         self.keepalive_s = keepalive_s if keepalive_s is not None else min(5.0, ttl_s / 3)

@@ -84,6 +84,10 @@ class RedisBus(Bus):
         options = dict(decode_responses=True, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0)
         self._client = aioredis.Redis.from_url(url, socket_timeout=5.0, **options)
         self._pubsub_client = aioredis.Redis.from_url(url, **options)
+        # Frames are bytes: a client that does not decode them.
+        self._blob_client = aioredis.Redis.from_url(
+            url, socket_timeout=5.0, **{**options, "decode_responses": False}
+        )
         self._commit_script = self._client.register_script(COMMIT_LUA)
         self._write_script = self._client.register_script(WRITE_LUA)
         self._subs: dict[str, set[Subscription]] = {}
@@ -150,6 +154,12 @@ class RedisBus(Bus):
             return set()
         values = await self._call(self._client.mget([f"{KEY_PREFIX}replica:{r}" for r in ids]))
         return {r for r, v in zip(ids, values, strict=True) if v is not None}
+
+    async def put_blob(self, key, data, ttl_s):
+        await self._call(self._blob_client.set(f"{KEY_PREFIX}blob:{key}", data, px=_ms(ttl_s)))
+
+    async def get_blob(self, key):
+        return await self._call(self._blob_client.get(f"{KEY_PREFIX}blob:{key}"))
 
     # -- changes ----------------------------------------------------------------------------------
 
@@ -259,3 +269,4 @@ class RedisBus(Bus):
         self._subs.clear()
         await self._client.aclose()
         await self._pubsub_client.aclose()
+        await self._blob_client.aclose()

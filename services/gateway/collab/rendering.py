@@ -12,7 +12,7 @@ from __future__ import annotations
 from voxcast.v1 import common_pb2, render_pb2, render_pb2_grpc
 
 from . import models
-from .fanout import Renderer
+from .fanout import FrameCodec, Renderer
 
 MODES = {
     "mpr": render_pb2.MPR,
@@ -85,3 +85,7 @@ def grpc_renderer(stub: render_pb2_grpc.RenderServiceStub) -> Renderer:
             call.cancel()
 
     return render
+
+
+# Settled frames cross replicas as the render service sent them.
+FRAME_CODEC = FrameCodec(encode=lambda frame: frame.SerializeToString(), decode=render_pb2.Frame.FromString)

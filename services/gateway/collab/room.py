@@ -24,7 +24,7 @@ from .errors import (
     PermissionDenied,
     SessionEnded,
 )
-from .fanout import ViewportFeed
+from .fanout import SettledFrames, ViewportFeed
 from .participant import Identity, Outbox, Participant
 from .state import SessionState, decide, participant_record
 
@@ -49,6 +49,8 @@ class Room:
         self._advanced = asyncio.Event()
         self.connections: set[Participant] = set()
         self.feeds: dict[str, ViewportFeed] = {}
+        codec = hub.frame_codec
+        self._settled = SettledFrames(hub.bus, session_id, codec, hub.ttl_s) if codec is not None else None
         self._missing: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._spawn(self._follow_bus(), f"voxcast-room-{session_id}")
@@ -276,7 +278,7 @@ class Room:
             if feed is None:
                 if not followers:
                     continue
-                feed = self.feeds[vid] = ViewportFeed(self.session_id, vid, self.hub.renderer)
+                feed = self.feeds[vid] = ViewportFeed(self.session_id, vid, self.hub.renderer, self._settled)
             for conn in self.connections:
                 if conn in followers:
                     if conn.frames not in feed:
