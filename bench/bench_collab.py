@@ -37,8 +37,9 @@ from contextlib import contextmanager
 
 import numpy as np
 from voxcast.gateway.collab import Identity, SessionHub
+from voxcast.gateway.collab.fanout import FrameCodec
 from voxcast.gateway.collab.redis_bus import RedisBus
-from voxcast.gateway.collab.rendering import grpc_renderer
+from voxcast.gateway.collab.rendering import FRAME_CODEC, grpc_renderer
 
 from voxcast.config import Settings
 
@@ -63,9 +64,18 @@ def redis_server():
         proc.wait()
 
 
+# Frames as the bench's renderer yields them: (drag step, render_pb2.Frame).
+NUMBERED_FRAME_CODEC = FrameCodec(
+    encode=lambda item: item[0].to_bytes(8, "big") + FRAME_CODEC.encode(item[1]),
+    decode=lambda data: (int.from_bytes(data[:8], "big"), FRAME_CODEC.decode(data[8:])),
+)
+
+
 class StandIn:
     """A three-rung ladder per view state taking a fixed time: the session layer without a render
     service."""
+
+    codec = None
 
     def __init__(self, render_ms: float) -> None:
         self.render_ms = render_ms
@@ -90,6 +100,8 @@ class StandIn:
 class RenderService:
     """A real render service in a child process (`voxcast serve render`, as deployed), over a real
     catalog holding the small demo PET/CT study; its frame count read from its Prometheus metrics."""
+
+    codec = NUMBERED_FRAME_CODEC
 
     def __init__(self, home: str) -> None:
         from voxcast.catalog.client import CatalogClient
@@ -201,7 +213,13 @@ def numbered(render):
 
 async def one_run(url: str, source, viewers: int, rate: float, seconds: float, size: int) -> dict:
     hubs = [
-        SessionHub(RedisBus(url), SECRET, renderer=numbered(source.renderer()), outbox_limit=1024)
+        SessionHub(
+            RedisBus(url),
+            SECRET,
+            renderer=numbered(source.renderer()),
+            frame_codec=source.codec,
+            outbox_limit=1024,
+        )
         for _ in range(2)
     ]
     owner = Identity.user("presenter", "Presenter")
