@@ -417,8 +417,8 @@ def main() -> None:
     print("|" + "|".join("---" for _ in header) + "|", flush=True)
     run(names, filter_text)
     print(
-        f"\nmedian of at least {REPEATS} frames (fast ones: {MIN_TOTAL_S:g} s worth, up to {MAX_REPEATS}) after a"
-        " warm-up; numpy backend: 1 frame; ratio = reference ms / numba ms (above 1: numba is faster)."
+        f"\nmedian of at least {REPEATS} frames (fast ones: {MIN_TOTAL_S:g} s worth, up to {MAX_REPEATS})"
+        " after a warm-up; numpy backend: 1 frame; ratio = reference ms / numba ms (above 1: numba faster)."
     )
 
 
