@@ -8,6 +8,7 @@ import pytest
 from collabkit import (
     CT,
     OTHER_STUDY_SERIES,
+    PET,
     STUDY,
     events_until,
     ladder_renderer,
@@ -22,6 +23,7 @@ from voxcast.gateway.collab import (
     PermissionDenied,
     SessionEnded,
     SessionNotFound,
+    VolumeUnavailable,
 )
 
 OWNER = Identity.user("owner", "Dr Owner")
@@ -45,7 +47,7 @@ def hubs_for(bus_kind, request):
 
 async def start_board(hub_a, hub_b):
     """Owner on A, Bob on A, Carol on B, a guest on B; returns them with their first (state) message read."""
-    sid = await hub_a.create_session(OWNER, STUDY, [CT], "tumor board")
+    sid = await hub_a.create_session(OWNER, STUDY, [CT, PET], "tumor board")
     owner = await hub_a.join(sid, OWNER)
     user_token = await owner.invite("user")
     guest_token = await owner.invite("guest", pin="2468")
@@ -249,6 +251,17 @@ def test_guest_permissions_and_the_owner_ending_the_session(hubs_for):
                 await guest.send({"type": "annotate", "annotation": {**other, "end": [1, 1, 1]}})
             with pytest.raises(PermissionDenied):
                 await bob.send({"type": "end"})
+            # A series of the study whose volume cannot be loaded: a clear error, nothing saved.
+            pet_line = {
+                "kind": "line",
+                "viewport_id": "ax",
+                "series_uid": PET,
+                "start": [0, 0, 0],
+                "end": [1, 0, 0],
+            }
+            with pytest.raises(VolumeUnavailable) as err:
+                await bob.send({"type": "annotate", "annotation": {**pet_line, "end": [1, 0, 0]}})
+            assert err.value.to_message()["code"] == "unavailable"
             # Granted, the guest may ask, and gets control when handed over.
             await owner.send({"type": "grant_control", "participant_id": guest.id})
             await guest.send({"type": "request_control"})

@@ -15,6 +15,7 @@ from .errors import (
     PermissionDenied,
     SessionEnded,
     SessionNotFound,
+    VolumeUnavailable,
 )
 from .fanout import LatestFrames, Renderer, ViewportFeed
 from .hub import SessionHub
@@ -42,6 +43,7 @@ __all__ = [
     "SessionNotFound",
     "SessionState",
     "ViewportFeed",
+    "VolumeUnavailable",
     "make_bus",
     "measure_ellipse",
     "measure_line",

@@ -45,6 +45,12 @@ class BusUnavailable(CollabError):
     code = "unavailable"
 
 
+class VolumeUnavailable(CollabError):
+    """The volume to measure on could not be loaded (the catalog is down, or lost the series)."""
+
+    code = "unavailable"
+
+
 class Conflict(CollabError):
     """The session changed under a command too many times in a row."""
 

@@ -23,6 +23,7 @@ from .errors import (
     InvalidCommand,
     PermissionDenied,
     SessionEnded,
+    VolumeUnavailable,
 )
 from .fanout import SettledFrames, ViewportFeed
 from .participant import Identity, Outbox, Participant
@@ -226,7 +227,13 @@ class Room:
             raise PermissionDenied(message, field="annotation.series_uid")
         if self.hub.volume_loader is None:
             raise InvalidCommand("this gateway cannot load volumes to measure", field="annotation")
-        volume = await self.hub.volume_loader(shape.series_uid)
+        try:
+            volume = await self.hub.volume_loader(shape.series_uid)
+        except Exception as exc:
+            log.warning("loading series %s to measure failed: %r", shape.series_uid, exc)
+            raise VolumeUnavailable(
+                f"series {shape.series_uid} cannot be loaded to measure it", field="annotation.series_uid"
+            ) from exc
         if shape.kind == "line":
             out["measurement"] = measure.measure_line(volume, shape.start, shape.end)
         else:
