@@ -145,3 +145,26 @@ def test_session_survives_a_redis_restart_and_resynchronises(own_redis):
             await close()
 
     run(scenario(), timeout=60)
+
+
+def test_a_garbled_message_does_not_stop_the_reader(redis_url, caplog):
+    async def scenario():
+        import redis.asyncio as aioredis
+        from voxcast.gateway.collab.redis_bus import _channel
+
+        bus = RedisBus(redis_url)
+        raw = aioredis.Redis.from_url(redis_url)
+        sid = f"garbled-{id(bus)}"
+        try:
+            await bus.create(sid, {"meta": {}}, 60)
+            sub = await bus.subscribe(sid)
+            await raw.publish(_channel(sid), "not a change")
+            assert await bus.commit(sid, 0, {"type": "x"}, {"a": 1}, 60) == (True, 1)
+            message = await asyncio.wait_for(sub.get(), 10)
+            assert isinstance(message, Published) and message.seq == 1
+        finally:
+            await raw.aclose()
+            await bus.close()
+
+    run(scenario())
+    assert "unreadable message" in caplog.text

@@ -173,9 +173,12 @@ class RedisBus(Bus):
             return sub
         try:
             await asyncio.wait_for(self._connected.wait(), self._connect_wait_s)
+            pubsub = self._pubsub
+            if pubsub is None:
+                raise RedisConnectionError("the pub/sub connection is being re-established")
             confirmed = asyncio.get_running_loop().create_future()
             self._confirmations.setdefault(channel, []).append(confirmed)
-            await self._pubsub.subscribe(channel)
+            await pubsub.subscribe(channel)
             await asyncio.wait_for(confirmed, self._connect_wait_s)
         except (TimeoutError, *DOWN_ERRORS) as exc:
             # The reader subscribes every known channel when it reconnects and then asks for a resync.
@@ -219,13 +222,20 @@ class RedisBus(Bus):
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         await pubsub.ping()  # notices a dead connection even when all is quiet
-                    else:
+                        continue
+                    try:
                         self._dispatch(message)
+                    except Exception:
+                        log.exception("unreadable message on %s", message.get("channel"))
             except asyncio.CancelledError:
                 raise
-            except DOWN_ERRORS as exc:
-                if self._connected.is_set():
-                    log.warning("lost Redis (%s); reconnecting", exc)
+            except Exception as exc:
+                # Connection errors, and anything unexpected: never leave the sessions without a reader.
+                if isinstance(exc, DOWN_ERRORS):
+                    if self._connected.is_set():
+                        log.warning("lost Redis (%s); reconnecting", exc)
+                else:
+                    log.exception("Redis pub/sub reader failed; reconnecting")
                 self._connected.clear()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._reconnect_max_s)
