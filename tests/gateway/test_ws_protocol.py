@@ -257,3 +257,29 @@ def test_a_dead_render_service_is_skipped(stack):
         }
     finally:
         gateway.stop()
+
+
+def test_thick_slab_and_projection_modes_render(stack):
+    async def go():
+        async with ws_connect(stack, stack.tokens["doctor"]) as ws:
+            viewer = Viewer(ws)
+            await viewer.event("ready")
+            await viewer.send(type="open", viewport="s", series_uid=stack.study.ct_series_uid, size=[64, 64])
+            await viewer.event("opened")
+            _, thin = await viewer.frame_where(lambda h: h["rung"] == "lossless")
+            images = {"thin": thin}
+            for name, changes in {
+                "slab": {"slab_mm": 30},
+                "mip": {"mode": "mip", "slab_mm": 0},
+                "vr": {"mode": "vr"},
+            }.items():
+                await viewer.send(type="view", viewport="s", **changes)
+                version = (await viewer.event("state"))["state"]["version"]
+                _, images[name] = await viewer.frame_where(
+                    lambda h, v=version: h["rung"] == "lossless" and h["version"] == v
+                )
+            digests = {k: hash(v) for k, v in images.items()}
+            assert len(set(digests.values())) == len(images), digests
+            assert not [e for e in viewer.events if e["type"] == "error"]
+
+    run(go())

@@ -11,6 +11,8 @@ export const WINDOWS = {
   "liver": [60, 160], "suv": [2.5, 5],
 };
 const DEFAULT_WINDOW = { CT: "soft-tissue", PT: "suv" };
+// Thick-slab choices (mm): MPR slabs are combined by MIP; projections use them around the centre.
+const SLABS = [0, 5, 10, 20, 40];
 const CLICK_PX = 3;
 
 const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -59,11 +61,16 @@ export class Viewport {
     this.presetMenu.append(new Option("default", ""));
     for (const p of VR_PRESETS) this.presetMenu.append(new Option(p, p));
     this.presetMenu.hidden = this.mode !== "vr";
-    controls.append(this.modeMenu, this.presetMenu);
+    this.slabMenu = el("select");
+    this.slabMenu.title = "slab thickness";
+    for (const mm of SLABS) this.slabMenu.append(new Option(mm ? `slab ${mm} mm` : "thin", String(mm)));
+    this.slabMenu.hidden = this.mode === "vr";
+    controls.append(this.modeMenu, this.presetMenu, this.slabMenu);
+    this.slabMenu.addEventListener("change", () => this.send({ slab_mm: Number(this.slabMenu.value) }));
     root.append(controls);
     this.modeMenu.addEventListener("change", () => this.setMode(this.modeMenu.value));
     this.presetMenu.addEventListener("change", () => this.send({ preset: this.presetMenu.value }));
-    for (const stop of [this.modeMenu, this.presetMenu]) stop.addEventListener("pointerdown", (e) => e.stopPropagation());
+    for (const stop of [this.modeMenu, this.presetMenu, this.slabMenu]) stop.addEventListener("pointerdown", (e) => e.stopPropagation());
 
     root.addEventListener("contextmenu", (e) => e.preventDefault());
     root.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
@@ -116,6 +123,7 @@ export class Viewport {
     this.modeMenu.value = mode;
     this.presetMenu.hidden = mode !== "vr";
     this.presetMenu.value = "";
+    this.slabMenu.hidden = mode === "vr";
     this.send({ mode, ...this.viewer.fusionFields(this) });
   }
 
