@@ -42,6 +42,10 @@ def test_commit_is_compare_and_set_and_published_in_order(redis_url):
             assert await one.restore(sid, Snapshot(5, {"meta": {"n": 5}}), 60)
             assert isinstance(await sub.get(), Resync)
             assert await two.current_seq(sid) == 5
+            # Without an expected number (a pointer move), it commits at whatever the session is at.
+            assert await one.commit(sid, None, {"type": "p"}, {"ptr:x": [1, 2, 3]}, 60) == (True, 6)
+            pointer = await sub.get()
+            assert (pointer.seq, pointer.patch) == (6, {"ptr:x": [1, 2, 3]})
             await sub.close()
             assert await one.commit("missing-" + sid, 0, {}, {}, 60) == (False, None)
         finally:

@@ -97,11 +97,12 @@ class Bus(ABC):
 
     @abstractmethod
     async def commit(
-        self, session_id: str, expected_seq: int, event: dict, patch: dict[str, Any], ttl_s: float
+        self, session_id: str, expected_seq: int | None, event: dict, patch: dict[str, Any], ttl_s: float
     ) -> tuple[bool, int | None]:
-        """Apply `patch` and publish it if the session is at `expected_seq`. Returns (True, new
-        sequence number), or (False, the current one) when the session moved on meanwhile, or
-        (False, None) when it is gone."""
+        """Apply `patch` and publish it if the session is at `expected_seq` (None: whatever it is at,
+        for changes that depend on nothing before them). Returns (True, new sequence number), or
+        (False, the current one) when the session moved on meanwhile, or (False, None) when it is
+        gone."""
 
     @abstractmethod
     async def restore(self, session_id: str, snapshot: Snapshot, ttl_s: float) -> bool:
@@ -173,9 +174,9 @@ class InProcessBus(Bus):
 
     async def commit(self, session_id, expected_seq, event, patch, ttl_s):
         entry = self._get(session_id)
-        if entry is None or entry[0] != expected_seq:
+        if entry is None or (expected_seq is not None and entry[0] != expected_seq):
             return False, None if entry is None else entry[0]
-        seq, fields = expected_seq + 1, entry[1]
+        seq, fields = entry[0] + 1, entry[1]
         change = decode_change(seq, encode_change(event, patch))
         for key, value in change.patch.items():
             if value is None:

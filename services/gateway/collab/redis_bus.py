@@ -31,12 +31,12 @@ SEQ_FIELD = "_seq"
 RESTORE_MARK = "restore"
 DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# KEYS[1] hash; ARGV: expected seq, ttl ms, channel, payload, number of deletions, deleted fields...,
-# then field/value pairs to set.
+# KEYS[1] hash; ARGV: expected seq ('' = any), ttl ms, channel, payload, number of deletions,
+# deleted fields..., then field/value pairs to set.
 COMMIT_LUA = """
 local cur = redis.call('HGET', KEYS[1], '_seq')
 if not cur then return {0, -1} end
-if tonumber(cur) ~= tonumber(ARGV[1]) then return {0, tonumber(cur)} end
+if ARGV[1] ~= '' and tonumber(cur) ~= tonumber(ARGV[1]) then return {0, tonumber(cur)} end
 local seq = tonumber(cur) + 1
 redis.call('HSET', KEYS[1], '_seq', seq)
 local ndel = tonumber(ARGV[5])
@@ -134,7 +134,8 @@ class RedisBus(Bus):
 
     async def commit(self, session_id, expected_seq, event, patch, ttl_s):
         deletions = [k for k, v in patch.items() if v is None]
-        args = [expected_seq, _ms(ttl_s), _channel(session_id), encode_change(event, patch), len(deletions)]
+        expected = "" if expected_seq is None else expected_seq
+        args = [expected, _ms(ttl_s), _channel(session_id), encode_change(event, patch), len(deletions)]
         args += deletions
         for name, value in patch.items():
             if value is not None:

@@ -23,11 +23,12 @@ from .errors import (
     InvalidCommand,
     PermissionDenied,
     SessionEnded,
+    SessionNotFound,
     VolumeUnavailable,
 )
 from .fanout import SettledFrames, ViewportFeed
 from .participant import Identity, Outbox, Participant
-from .state import SessionState, decide, participant_record
+from .state import UNORDERED_COMMANDS, SessionState, decide, participant_record
 
 if TYPE_CHECKING:
     from .hub import SessionHub
@@ -178,6 +179,8 @@ class Room:
     async def submit(self, actor: str, command: dict) -> dict:
         if self.closed:
             raise SessionEnded("the session has ended")
+        if command.get("type") in UNORDERED_COMMANDS:
+            return await self._submit_unordered(actor, command)
         for _ in range(COMMIT_ATTEMPTS):
             async with self._lock:
                 seq = self.seq
@@ -203,6 +206,19 @@ class Room:
                 # Another replica committed first: let our copy catch up, then decide again.
                 await self._reach(current)
         raise Conflict("the session is changing too fast; try again")
+
+    async def _submit_unordered(self, actor: str, command: dict) -> dict:
+        """Decided on our copy, committed at whatever the sequence number is; our copy applies it
+        when the bus brings it back, in order."""
+        change = decide(self.state, actor, command, self.seq)
+        ttl = self.hub.ttl_s
+        ok, seq = await self.hub.bus.commit(self.session_id, None, change.event, change.patch, ttl)
+        if not ok:
+            await self.resync("the store lost the session")
+            ok, seq = await self.hub.bus.commit(self.session_id, None, change.event, change.patch, ttl)
+            if not ok:
+                raise SessionNotFound("the session is gone from the store")
+        return {**change.event, "seq": seq}
 
     async def _reach(self, seq: int) -> None:
         """Wait until our copy is at `seq` or later; reload it if the bus seems to lag."""

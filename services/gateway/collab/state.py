@@ -34,6 +34,9 @@ CLIENT_COMMANDS = frozenset(
         "end",
     }
 )
+# Changes that depend on nothing before them but the sender being a participant: committed without
+# compare-and-set, so a room full of moving pointers never makes the presenter retry.
+UNORDERED_COMMANDS = frozenset({"pointer"})
 MAX_ANNOTATIONS = 500
 MAX_INVITE_FAILURES = 5
 # Acts for commands no participant sends (a wrong PIN from someone not yet admitted).
