@@ -20,6 +20,7 @@ LatestFrames), without the gateway's WebSocket: both replicas and all viewers sh
 
 Environment: VOXCAST_BENCH_VIEWERS (default 1,10,50), VOXCAST_BENCH_RATE (changes/s, default 30),
 VOXCAST_BENCH_SECONDS (default 4), VOXCAST_BENCH_FRAME (frame side in pixels, default 256),
+VOXCAST_BENCH_POINTER_HZ (each viewer also moves its laser pointer this often; default 0),
 VOXCAST_REDIS_URL (default: start a redis-server on a free port, else 127.0.0.1:6379).
 """
 
@@ -211,7 +212,9 @@ def numbered(render):
     return wrapped
 
 
-async def one_run(url: str, source, viewers: int, rate: float, seconds: float, size: int) -> dict:
+async def one_run(
+    url: str, source, viewers: int, rate: float, seconds: float, size: int, pointer_hz: float
+) -> dict:
     hubs = [
         SessionHub(
             RedisBus(url),
@@ -255,9 +258,18 @@ async def one_run(url: str, source, viewers: int, rate: float, seconds: float, s
         while True:
             await presenter.receive()
 
+    async def move_pointer(k, p):
+        i = 0
+        while True:
+            await asyncio.sleep(1.0 / pointer_hz)
+            i += 1
+            await p.send({"type": "pointer", "viewport_id": "ax", "point": [k, i % 100, 0]})
+
     tasks = [asyncio.create_task(read_events(k, p)) for k, p in enumerate(people)]
     tasks += [asyncio.create_task(read_frames(k, p)) for k, p in enumerate(people)]
     tasks.append(asyncio.create_task(drain_presenter()))
+    if pointer_hz > 0:
+        tasks += [asyncio.create_task(move_pointer(k, p)) for k, p in enumerate(people)]
     await presenter.send({"type": "viewport", "viewport_id": "ax", "state": view(source, 0, size)})
     await asyncio.sleep(2.0)  # warm up: subscriptions, scripts loaded, volumes cached, first render
     renders_before = [hub.renders(sid) for hub in hubs]
@@ -304,6 +316,7 @@ def main() -> None:
     seconds = float(os.environ.get("VOXCAST_BENCH_SECONDS", "4"))
     size = int(os.environ.get("VOXCAST_BENCH_FRAME", "256"))
     kind = os.environ.get("VOXCAST_BENCH_RENDER", "service")
+    pointer_hz = float(os.environ.get("VOXCAST_BENCH_POINTER_HZ", "0"))
     with tempfile.TemporaryDirectory(prefix="voxcast-bench-collab-") as home, redis_server() as url:
         if kind == "service":
             source = RenderService(home)
@@ -317,7 +330,8 @@ def main() -> None:
         print(
             f"\n## collab fan-out: presenter at {rate:g} changes/s for {seconds:g} s, {size}x{size} frames,"
         )
-        print(f"## 2 replicas on one Redis, {what}; library level (no WebSocket)\n")
+        pointers = f", every viewer moving its pointer at {pointer_hz:g} Hz" if pointer_hz > 0 else ""
+        print(f"## 2 replicas on one Redis, {what}{pointers}; library level (no WebSocket)\n")
         print(
             "| viewers | changes/s sent | events/s per viewer (min) | event delay p50 / p95 ms "
             "| frames/s per viewer (min) | frame delay p50 / p95 ms | renders A / B | render service frames |"
@@ -326,7 +340,7 @@ def main() -> None:
         results = []
         try:
             for count in viewer_counts:
-                r = asyncio.run(one_run(url, source, count, rate, seconds, size))
+                r = asyncio.run(one_run(url, source, count, rate, seconds, size, pointer_hz))
                 results.append(r)
                 events, frames = r["events_s"], r["frames_s"]
                 print(
