@@ -24,7 +24,7 @@ OTHER_STUDY_SERIES = "1.2.840.9.1"
 FAST_PIN_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-def run(coro, timeout: float = 30.0):
+def run(coro, timeout: float = 60.0):
     """Run a coroutine to completion on a fresh event loop, bounded in time."""
 
     async def bounded():
