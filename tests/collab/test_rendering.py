@@ -20,6 +20,7 @@ def test_mpr_with_fusion():
     )
     req = to_render_request("s1", "ax", state)
     assert req.viewport_id == "s1/ax" and req.lossless
+    assert to_render_request("s1", "ax", state, "gw1").viewport_id == "s1/ax@gw1"
     assert req.WhichOneof("view") == "plane"
     assert (req.plane.center.z, req.plane.right.x, req.plane.pixel_mm) == (40, 1, 0.5)
     assert (req.series_uid, req.fusion_series_uid, req.fusion_opacity) == (CT, PET, pytest.approx(0.4))

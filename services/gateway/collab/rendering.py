@@ -1,13 +1,16 @@
 """Rendering session viewports with the render service: the RenderRequest for a viewport's state,
 and the Renderer that streams its frames over gRPC.
 
-The request's viewport_id is "<session>/<viewport>": one render stream per session viewport, so a
-newer state of the same viewport cancels the older one in the render service too (latest wins),
-and identical requests from several gateway replicas are rendered once there. Session frames always
-settle lossless: a tumor board reads diagnostic images.
+The request's viewport_id is "<session>/<viewport>@<gateway>": one render stream per session
+viewport and gateway replica, so a newer state from this gateway cancels its older one in the render
+service too (latest wins) without cancelling another replica's stream, which may be a step behind;
+identical requests from several replicas are still rendered once there (coalescing ignores the
+viewport). Session frames always settle lossless: a tumor board reads diagnostic images.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from voxcast.v1 import common_pb2, render_pb2, render_pb2_grpc
 
@@ -28,8 +31,11 @@ def _vec(v) -> common_pb2.Vec3:
     return common_pb2.Vec3(x=v[0], y=v[1], z=v[2])
 
 
-def to_render_request(session_id: str, viewport_id: str, state: dict) -> render_pb2.RenderRequest:
-    """The RenderRequest for `state` (a ViewportState as stored in the session)."""
+def to_render_request(
+    session_id: str, viewport_id: str, state: dict, caller: str = ""
+) -> render_pb2.RenderRequest:
+    """The RenderRequest for `state` (a ViewportState as stored in the session), on behalf of
+    `caller` (this gateway replica)."""
     view = models.parse(models.ViewportState, state, "state")
     request = render_pb2.RenderRequest(
         series_uid=view.series_uid,
@@ -45,7 +51,7 @@ def to_render_request(session_id: str, viewport_id: str, state: dict) -> render_
         slab_mode=SLAB_MODES[view.slab_mode],
         step_mm=view.step_mm,
         shading=view.shading,
-        viewport_id=f"{session_id}/{viewport_id}",
+        viewport_id=f"{session_id}/{viewport_id}" + (f"@{caller}" if caller else ""),
         lossless=True,
     )
     if view.plane is not None and view.mode == "mpr":
@@ -73,11 +79,13 @@ def to_render_request(session_id: str, viewport_id: str, state: dict) -> render_
 
 
 def grpc_renderer(stub: render_pb2_grpc.RenderServiceStub) -> Renderer:
-    """A Renderer over the render service (`stub` on a grpc.aio channel). Closing the stream, as a
-    newer view state does, cancels the call, and the render service drops the stale view."""
+    """A Renderer over the render service (`stub` on a grpc.aio channel), one per gateway process.
+    Closing the stream, as a newer view state does, cancels the call, and the render service drops
+    the stale view."""
+    caller = uuid.uuid4().hex[:8]
 
     async def render(session_id: str, viewport_id: str, state: dict):
-        call = stub.Render(to_render_request(session_id, viewport_id, state))
+        call = stub.Render(to_render_request(session_id, viewport_id, state, caller))
         try:
             async for frame in call:
                 yield frame
