@@ -60,6 +60,11 @@ class RenderMetrics:
             "voxcast_render_cache_hit_ratio", "Hits / (hits + misses) since start", registry=r
         )
         self.cache_hit_ratio.set_function(self._hit_ratio)
+        self.warmup_seconds = Gauge(
+            "voxcast_render_warmup_seconds",
+            "How long the backend's start-up warm-up took (0 until it has run)",
+            registry=r,
+        )
         self.gpu_memory = Gauge(
             "voxcast_render_gpu_memory_bytes", "GPU memory used by the render backend's pool", registry=r
         )

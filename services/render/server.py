@@ -1,11 +1,18 @@
 """The render service's gRPC server: RenderService, the standard health service and the
-Prometheus exporter. Building the server (`create_server`) is separate from running it (`serve`)."""
+Prometheus exporter. Building the server (`create_server`) is separate from running it (`serve`).
+
+A started server warms its render backend in the background (see warmup.py) and reports the
+standard health status NOT_SERVING until that is done, SERVING after: a readiness probe keeps
+viewers away from a fresh pod while its kernels compile. Requests that arrive meanwhile are served;
+they wait on the compilation like the warm-up does.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -62,8 +69,21 @@ class RenderServicer(render_pb2_grpc.RenderServiceServicer):
 class RenderServer:
     """A started-or-not render server: the gRPC server, its render core and metrics exporter."""
 
-    def __init__(self, settings: Settings, core: RenderCore, port: int, host: str, metrics_port: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        core: RenderCore,
+        port: int,
+        host: str,
+        metrics_port: int,
+        *,
+        warm_up: Callable[[], object] | None = None,
+    ) -> None:
+        """`warm_up` runs in a background thread once started; health says NOT_SERVING until it
+        returns (None: SERVING at once)."""
         self.core = core
+        self._warm_up = warm_up
+        self.warmed = threading.Event()  # set once the server reports SERVING
         self.metrics = core.metrics
         self.metrics_port = metrics_port
         self._metrics_http = None
@@ -84,8 +104,30 @@ class RenderServer:
         if self.metrics_port:
             self._metrics_http, _ = self.metrics.serve_http(self.metrics_port)
         self._grpc.start()
+        if self._warm_up is None:
+            self._serving()
+            return
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        threading.Thread(target=self._warm, name="render-warm-up", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self._warm_up()
+        except Exception:
+            # Requests still work (each compiles what it needs); keeping the pod unready for ever
+            # would hide the service rather than the fault, which is logged here.
+            log.exception("render backend warm-up failed; serving without it")
+        self._serving()
+
+    def _serving(self) -> None:
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.warmed.set()
+
+    def _set_health(self, status) -> None:
+        # After enter_graceful_shutdown the health servicer ignores this: a stopping server stays
+        # NOT_SERVING even if its warm-up ends late.
         for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, status)
 
     def stop(self, grace: float | None = 5.0) -> threading.Event:
         """Refuse new calls, let in-flight frames finish (up to `grace` seconds), then stop the
@@ -117,11 +159,18 @@ def create_server(
     *,
     host: str = "[::]",
     metrics_port: int | None = None,
+    warm_up: bool = True,
 ) -> tuple[RenderServer, int]:
-    """Build (not start) a render server; port 0 picks a free port. Returns (server, port)."""
+    """Build (not start) a render server; port 0 picks a free port. Returns (server, port).
+    With warm_up, the started server warms its backend before it reports SERVING."""
     core = RenderCore.from_settings(settings, catalog_addr=catalog_addr or settings.catalog_addr)
     server = RenderServer(
-        settings, core, port, host, settings.metrics_port if metrics_port is None else metrics_port
+        settings,
+        core,
+        port,
+        host,
+        settings.metrics_port if metrics_port is None else metrics_port,
+        warm_up=core.warm_up if warm_up else None,
     )
     return server, server.port
 

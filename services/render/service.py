@@ -26,6 +26,7 @@ from .errors import InvalidArgument, NotFound
 from .jobs import Job, JobHub, Subscription
 from .ladder import ladder
 from .metrics import RenderMetrics
+from .warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,18 @@ class RenderCore:
             )
             self.metrics.frames.labels(mode, step.name).inc()
             yield
+
+    def warm_up(self) -> None:
+        """Compile (or load) the backend's kernels by rendering every mode once; logs how long."""
+        log.info("warming up the %s render backend", self.backend.name)
+        report = warm_up(self.backend)
+        self.metrics.warmup_seconds.set(report.seconds)
+        log.info(
+            "%s render backend warmed up in %.1f s (%d views)",
+            self.backend.name,
+            report.seconds,
+            len(report.rendered),
+        )
 
     def close(self) -> None:
         self.hub.shutdown(wait=True)

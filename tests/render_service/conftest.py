@@ -88,10 +88,17 @@ def render_settings(tmp_path):
 
 @pytest.fixture
 def start_render(catalog, tmp_path):
-    """start_render(catalog_addr=..., cache_bytes=..., **settings) -> (server, stub)."""
+    """start_render(catalog_addr=..., cache_bytes=..., warm_up=..., **settings) -> (server, stub).
+
+    warm_up(core), when given, is the server's start-up warm-up (default: none, SERVING at once)."""
     servers, channels = [], []
 
-    def start(catalog_addr: str | None = None, cache_bytes: int | None = None, **overrides):
+    def start(
+        catalog_addr: str | None = None,
+        cache_bytes: int | None = None,
+        warm_up=None,
+        **overrides,
+    ):
         settings = settings_for(tmp_path / "render-home", **overrides)
         core = RenderCore(
             CatalogSource(catalog_addr or catalog.addr),
@@ -100,7 +107,14 @@ def start_render(catalog, tmp_path):
             workers=settings.render_workers,
             queue_limit=settings.render_queue,
         )
-        server = RenderServer(settings, core, 0, "127.0.0.1", settings.metrics_port)
+        server = RenderServer(
+            settings,
+            core,
+            0,
+            "127.0.0.1",
+            settings.metrics_port,
+            warm_up=None if warm_up is None else lambda: warm_up(core),
+        )
         server.start()
         servers.append(server)
         channel = grpc.insecure_channel(f"127.0.0.1:{server.port}", options=CHANNEL_OPTIONS)

@@ -276,6 +276,7 @@ def test_create_server_health_metrics_and_graceful_stop(catalog, demo, render_se
         render_settings(), 0, catalog.addr, host="127.0.0.1", metrics_port=_free_port()
     )
     server.start()
+    assert server.warmed.wait(120)  # create_server warms the backend before reporting SERVING
     with grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for name in ("", SERVICE_NAME):
@@ -292,7 +293,7 @@ def test_create_server_health_metrics_and_graceful_stop(catalog, demo, render_se
         )
         assert 'voxcast_render_frames_total{mode="vr",rung="preview"} 1.0' in text
         for name in ("render_seconds_bucket", "encode_seconds_bucket", "render_cache_bytes",
-                     "render_cache_hit_ratio", "render_queue_depth"):  # fmt: skip
+                     "render_cache_hit_ratio", "render_queue_depth", "render_warmup_seconds"):  # fmt: skip
             assert f"voxcast_{name}" in text
 
         # Graceful stop: a stream in flight gets all its frames, new calls are refused.
