@@ -85,3 +85,25 @@ class Backend(Protocol):
     def project(self, handle, grid: RayGrid, reducer: Reducer) -> np.ndarray: ...
 
     def composite(self, handle, grid: RayGrid, lut: TransferLUT, shading: Shading | None) -> np.ndarray: ...
+
+
+def check_grid(grid: RayGrid) -> None:
+    """Refuse a ray grid no kernel can run (shared by the compiled backends)."""
+    if grid.width < 1 or grid.height < 1 or grid.nsamples < 1:
+        raise ValueError(
+            f"ray grid needs width, height and nsamples >= 1, got {grid.width}x{grid.height}x{grid.nsamples}"
+        )
+    for name in ("origin", "du", "dv", "dk"):
+        vec = np.asarray(getattr(grid, name), dtype=np.float64)
+        if vec.shape != (3,) or not np.all(np.isfinite(vec)):
+            raise ValueError(f"ray grid {name} must be 3 finite numbers, got {vec!r}")
+
+
+def check_lut(lut: TransferLUT) -> np.ndarray:
+    """The LUT's table as contiguous float32 (L, 4), or a clear error."""
+    table = np.ascontiguousarray(lut.table, dtype=np.float32)
+    if table.ndim != 2 or table.shape[1] != 4 or table.shape[0] < 1:
+        raise ValueError(f"LUT table must be (L, 4), got {table.shape}")
+    if not lut.hi > lut.lo:
+        raise ValueError(f"LUT range must have hi > lo, got [{lut.lo}, {lut.hi}]")
+    return table

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rays import ERT_ALPHA, INSIDE_TOL, RayGrid, Reducer, Shading, TransferLUT
-from .numba_backend import check_grid, check_lut
+from ..rays import ERT_ALPHA, INSIDE_TOL, RayGrid, Reducer, Shading, TransferLUT, check_grid, check_lut
 
 KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
 KERNEL_FILES = ("project.cu", "composite.cu")
