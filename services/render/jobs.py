@@ -6,6 +6,12 @@ A Job is cancelled when its last subscriber leaves: the caller cancelled, or a n
 arrived for the same viewport (latest wins). Workers check `job.cancelled` between rungs.
 At most `queue_limit` jobs are admitted (waiting for a worker or running); beyond that a new
 view is refused with QueueFull rather than piled up.
+
+Settling: while a viewer drags, each view is superseded a few milliseconds after its preview. So
+after a job's preview, if everybody following it follows a viewport, its full frame waits
+`settle_s` (SETTLE_S) for a newer request on that viewport: one arriving cancels the job before it
+renders a full frame nobody would see. Callers without a viewport cannot be superseded and never
+wait. The wait holds no worker: a settler thread hands the step back when it is due.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ import itertools
 import math
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from .errors import QueueFull
 from .metrics import RenderMetrics
+
+# How long a viewport's full frame waits after its preview for a newer view of that viewport:
+# a few frames of a drag at display rate, short enough that nobody sees a still view wait.
+SETTLE_S = 0.025
 
 
 class Job:
@@ -45,6 +56,11 @@ class Job:
     @property
     def done(self) -> bool:
         return self._done
+
+    def follows_viewports(self) -> bool:
+        """Whether every current subscriber follows a viewport (and could be superseded)."""
+        with self._cond:
+            return bool(self._subscribers) and all(sub.viewport_id for sub in self._subscribers)
 
     def _add(self, sub: Subscription) -> None:
         with self._cond:
@@ -97,6 +113,8 @@ class Subscription:
         self.closed = True
         self.hub._release(self)
         self.job._remove(self)
+        if self.job.cancelled.is_set():
+            self.hub._wake_settler()  # a settling job nobody wants can be dropped now
 
 
 class JobHub:
@@ -105,7 +123,8 @@ class JobHub:
     `work(job)` is a generator that yields after each step it has published. Steps wait in one
     priority queue ordered by how far their job has got: every job's first step (the preview) runs
     before any job's second (the full frame), so a newly moved view shows something quickly even
-    while other views are being rendered at full size.
+    while other views are being rendered at full size. Between its first and second steps a job
+    following viewports settles for `settle_s` (see the module docstring).
     """
 
     def __init__(
@@ -114,20 +133,30 @@ class JobHub:
         workers: int,
         queue_limit: int,
         metrics: RenderMetrics,
+        settle_s: float = SETTLE_S,
     ) -> None:
+        if not (math.isfinite(settle_s) and settle_s >= 0):
+            raise ValueError(f"settle_s must be a finite number of seconds >= 0, got {settle_s}")
         self._work = work
         self.queue_limit = queue_limit
+        self.settle_s = settle_s
         self._metrics = metrics
         self._lock = threading.Lock()
         self._jobs: dict[bytes, Job] = {}
         self._viewports: dict[str, Subscription] = {}
         self._steps: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()  # FIFO among steps of the same rank; never compares jobs
+        # Settling steps: (due, order, rank, job, steps), guarded by _settle_cond.
+        self._settling: list = []
+        self._settle_cond = threading.Condition()
+        self._settler_stop = False
         self._threads = [
             threading.Thread(target=self._worker, name=f"render-{i}", daemon=True) for i in range(workers)
         ]
         for thread in self._threads:
             thread.start()
+        self._settler = threading.Thread(target=self._settle_loop, name="render-settle", daemon=True)
+        self._settler.start()
 
     @property
     def depth(self) -> int:
@@ -182,7 +211,50 @@ class JobHub:
             except BaseException as exc:  # every subscriber is told, the worker thread survives
                 self._finish(job, exc)
             else:
-                self._steps.put((rank + 1, next(self._order), job, steps))
+                if rank == 0 and self.settle_s > 0 and job.follows_viewports():
+                    self._settle(rank + 1, job, steps)
+                else:
+                    self._steps.put((rank + 1, next(self._order), job, steps))
+
+    # -- settling ----------------------------------------------------------------------------
+
+    def _settle(self, rank: int, job: Job, steps) -> None:
+        with self._settle_cond:
+            if self._settler_stop:  # stopping: no more waiting
+                self._steps.put((rank, next(self._order), job, steps))
+                return
+            due = time.monotonic() + self.settle_s
+            self._settling.append((due, next(self._order), rank, job, steps))
+            self._settle_cond.notify()
+
+    def _wake_settler(self) -> None:
+        with self._settle_cond:
+            self._settle_cond.notify()
+
+    def _settle_loop(self) -> None:
+        """Hand settled steps back to the workers when due; drop cancelled ones at once."""
+        while True:
+            with self._settle_cond:
+                while True:
+                    now = time.monotonic()
+                    ready = [e for e in self._settling if e[0] <= now or e[3].cancelled.is_set()]
+                    if ready or self._settler_stop:
+                        break
+                    timeout = min(e[0] for e in self._settling) - now if self._settling else None
+                    self._settle_cond.wait(timeout)
+                stopping = self._settler_stop
+                if stopping:
+                    ready = self._settling
+                taken = {e[1] for e in ready}  # orders are unique
+                self._settling = [e for e in self._settling if e[1] not in taken]
+            for _, order, rank, job, steps in sorted(ready, key=lambda e: e[1]):
+                if job.cancelled.is_set():
+                    steps.close()
+                    self._finish(job, None)
+                else:
+                    self._steps.put((rank, order, job, steps))
+            if stopping:
+                return
 
     def _finish(self, job: Job, error: BaseException | None) -> None:
         with self._lock:
@@ -198,6 +270,14 @@ class JobHub:
             if sub.viewport_id and self._viewports.get(sub.viewport_id) is sub:
                 del self._viewports[sub.viewport_id]
 
+    def stop_settling(self) -> None:
+        """From now on no step waits: settling steps go to the workers at once (a stopping
+        server finishes what it has admitted without waiting for views that will not come)."""
+        with self._settle_cond:
+            self._settler_stop = True
+            self._settle_cond.notify()
+        self._settler.join()
+
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers; with wait, after every admitted step has run (a graceful stop)."""
         if not wait:
@@ -205,6 +285,7 @@ class JobHub:
                 jobs = list(self._jobs.values())
             for job in jobs:
                 job.cancelled.set()
+        self.stop_settling()  # settling steps go back to the workers ahead of the stop markers
         for _ in self._threads:
             self._steps.put((math.inf, next(self._order), None, None))
         if wait:

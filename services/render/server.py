@@ -133,6 +133,7 @@ class RenderServer:
         """Refuse new calls, let in-flight frames finish (up to `grace` seconds), then stop the
         workers, drop the cache and the metrics exporter. The event is set once all is done."""
         self.health.enter_graceful_shutdown()
+        self.core.hub.stop_settling()  # in-flight streams get their full frames now
         rpcs_done = self._grpc.stop(grace)
         stopped = threading.Event()
 

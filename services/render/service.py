@@ -23,7 +23,7 @@ from . import encode, engine, wire
 from .cache import VolumeCache
 from .catalog_source import CatalogSource
 from .errors import InvalidArgument, NotFound
-from .jobs import Job, JobHub, Subscription
+from .jobs import SETTLE_S, Job, JobHub, Subscription
 from .ladder import ladder
 from .metrics import RenderMetrics
 from .warmup import warm_up
@@ -54,6 +54,7 @@ class RenderCore:
         workers: int,
         queue_limit: int,
         metrics: RenderMetrics | None = None,
+        settle_s: float = SETTLE_S,
     ) -> None:
         self.source = source
         self.backend = backend
@@ -61,7 +62,7 @@ class RenderCore:
         self.cache = VolumeCache(
             cache_bytes, self._load, self.metrics, after_evict=self._release_device_memory
         )
-        self.hub = JobHub(self._run, workers, queue_limit, self.metrics)
+        self.hub = JobHub(self._run, workers, queue_limit, self.metrics, settle_s)
         self._load_slots = threading.BoundedSemaphore(workers)
         self._sequence = itertools.count(1)
         self._sequence_lock = threading.Lock()

@@ -14,6 +14,7 @@ from voxcast.catalog.client import CatalogClient
 from voxcast.catalog.server import create_server as create_catalog
 from voxcast.render import engine
 from voxcast.render.catalog_source import CatalogSource
+from voxcast.render.jobs import SETTLE_S
 from voxcast.render.server import RenderServer
 from voxcast.render.service import RenderCore
 
@@ -88,15 +89,18 @@ def render_settings(tmp_path):
 
 @pytest.fixture
 def start_render(catalog, tmp_path):
-    """start_render(catalog_addr=..., cache_bytes=..., warm_up=..., **settings) -> (server, stub).
+    """start_render(catalog_addr=..., cache_bytes=..., warm_up=..., settle_s=..., **settings)
+    -> (server, stub).
 
-    warm_up(core), when given, is the server's start-up warm-up (default: none, SERVING at once)."""
+    warm_up(core), when given, is the server's start-up warm-up (default: none, SERVING at once);
+    settle_s, the settle interval before a viewport's full frame (default: the service's)."""
     servers, channels = [], []
 
     def start(
         catalog_addr: str | None = None,
         cache_bytes: int | None = None,
         warm_up=None,
+        settle_s: float = SETTLE_S,
         **overrides,
     ):
         settings = settings_for(tmp_path / "render-home", **overrides)
@@ -106,6 +110,7 @@ def start_render(catalog, tmp_path):
             cache_bytes=cache_bytes or settings.render_cache_mb * 2**20,
             workers=settings.render_workers,
             queue_limit=settings.render_queue,
+            settle_s=settle_s,
         )
         server = RenderServer(
             settings,
