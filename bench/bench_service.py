@@ -145,7 +145,7 @@ def engine_only(prepared, req) -> float:
 
     started = time.perf_counter()
     for step in (PREVIEW, FULL):
-        engine.render(prepared, wire.view_request(req, prepared.volume, step), level=step.level)
+        engine.render(prepared, wire.view_request(req, prepared, step), level=step.level)
     return (time.perf_counter() - started) * 1e3
 
 

@@ -145,7 +145,7 @@ class RenderCore:
             if job.cancelled.is_set():
                 return
             if not step.reuse_previous:
-                view = wire.view_request(request, primary.volume, step)
+                view = wire.view_request(request, primary.prepared, step)
                 started = time.perf_counter()
                 image = engine.render(
                     primary.prepared, view, fusion=fusion.prepared if fusion else None, level=step.level

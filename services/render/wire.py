@@ -15,6 +15,8 @@ import numpy as np
 from voxcast.v1 import common_pb2, render_pb2
 from voxcast.volume import Volume
 
+from .engine.multires import PreparedVolume
+from .engine.raygrid import default_step_mm
 from .engine.request import ViewRequest
 from .engine.views import Camera, Plane, check_size, fit_pixel
 from .errors import InvalidArgument
@@ -105,12 +107,15 @@ def _window(field: str, center: float, width: float):
     return (center, width) if width > 0 else None
 
 
-def view_request(request: render_pb2.RenderRequest, volume: Volume | None = None, step: Step | None = None):
-    """The engine request for one ladder step (default: full size). Raises InvalidArgument."""
+def view_request(
+    request: render_pb2.RenderRequest, prepared: PreparedVolume | None = None, step: Step | None = None
+):
+    """The engine request for one ladder step (default: full size) of `prepared`'s volume; with
+    prepared None, a provisional request for checking. Raises InvalidArgument."""
     mode = mode_name(request)
     if request.slab_mode not in SLAB_MODES:
         raise InvalidArgument("slab_mode", f"unknown slab mode {request.slab_mode}")
-    view = _view(request, volume)
+    view = _view(request, None if prepared is None else prepared.volume)
     step_mm = request.step_mm
     if step is not None and step.scale != 1:
         width, height = scaled_size(view.width, view.height, step.scale)
@@ -120,6 +125,11 @@ def view_request(request: render_pb2.RenderRequest, volume: Volume | None = None
             else replace(view, width=width, height=height)
         )
         step_mm *= step.scale  # 0 stays 0: the engine's default follows the coarser copy's spacing
+    whole_volume = mode != "mpr" and request.slab_mm == 0
+    if step is not None and step.ray_step != 1 and whole_volume and prepared is not None:
+        level_volume, _ = prepared.level(step.level)
+        normal = view.normal if isinstance(view, Plane) else view.plane.normal
+        step_mm = max(step_mm, step.ray_step * default_step_mm(level_volume, normal, mode))
     # The engine names the field in its ValueError; errors.status_for makes it INVALID_ARGUMENT.
     return ViewRequest(
         mode=mode,

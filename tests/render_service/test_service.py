@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from voxcast.catalog.client import CatalogClient
 from voxcast.render import engine, wire
 from voxcast.render.encode import decode
-from voxcast.render.ladder import FULL
+from voxcast.render.ladder import FULL, PREVIEW
 from voxcast.render.server import SERVICE_NAME, create_server
 
 from voxcast.demo import write_demo_study
@@ -87,9 +87,13 @@ def test_ladder_for_each_mode(start_render, demo, local_ct, mode):
     assert labels == (("A", "P", "R", "L") if mode == "MPR" else ("S", "I", "R", "L"))
     assert decode(preview.data).shape == (40, 48, 3)
 
-    expected = engine.render(local_ct, wire.view_request(req, local_ct.volume, FULL)).rgb
+    expected = engine.render(local_ct, wire.view_request(req, local_ct, FULL)).rgb
     assert np.array_equal(decode(lossless.data), expected)
     assert np.abs(decode(full.data).astype(int) - expected).mean() < 8  # JPEG at quality 90
+    # The preview is the engine's render of the ladder's preview view (coarser copy, size, step).
+    preview_view = wire.view_request(req, local_ct, PREVIEW)
+    expected_preview = engine.render(local_ct, preview_view, level=PREVIEW.level).rgb
+    assert np.abs(decode(preview.data).astype(int) - expected_preview).mean() < 8  # quality 70
     name = render_pb2.Mode.Name(req.mode).lower()
     for rung in ("preview", "full", "lossless"):
         assert server.metrics.value("voxcast_render_frames_total", {"mode": name, "rung": rung}) == 1

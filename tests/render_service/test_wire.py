@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from voxcast.render import engine, wire
 from voxcast.render.encode import decode, encode_jpeg, encode_png
+from voxcast.render.engine.raygrid import default_step_mm
 from voxcast.render.errors import InvalidArgument
-from voxcast.render.ladder import FULL, PREVIEW, ladder
+from voxcast.render.ladder import FULL, PREVIEW, PREVIEW_RAY_STEP, ladder
 
 from voxcast.v1 import common_pb2, render_pb2
 from voxcast.volume import Volume
@@ -27,13 +28,18 @@ def mpr_request(**kw) -> render_pb2.RenderRequest:
 
 
 def camera_request(**kw) -> render_pb2.RenderRequest:
-    req = render_pb2.RenderRequest(series_uid="1.2.3", mode=render_pb2.VR, width=64, height=48, **kw)
+    kw.setdefault("mode", render_pb2.VR)
+    req = render_pb2.RenderRequest(series_uid="1.2.3", width=64, height=48, **kw)
     req.camera.CopyFrom(render_pb2.Camera(target=vec(0, 0, 0), direction=vec(0, 1, 0), up=vec(0, 0, 1)))
     return req
 
 
 def volume() -> Volume:
     return Volume.from_geometry(np.zeros((10, 20, 30), np.int16), (-15, -10, -25), (5.0, 1.0, 1.0), np.eye(3))
+
+
+def prepared() -> engine.PreparedVolume:
+    return engine.prepare_volume(volume(), "numpy")
 
 
 @pytest.mark.parametrize(
@@ -82,22 +88,60 @@ def test_coalescing_key_ignores_only_the_viewport():
 
 
 def test_fit_and_preview_views():
-    vol = volume()
+    vol = prepared()
     full = wire.view_request(mpr_request(), vol, FULL)
-    assert full.plane.pixel_mm == pytest.approx(engine.fit_pixel(vol, (1, 0, 0), (0, 1, 0), 64, 48))
+    assert full.plane.pixel_mm == pytest.approx(engine.fit_pixel(vol.volume, (1, 0, 0), (0, 1, 0), 64, 48))
     preview = wire.view_request(mpr_request(), vol, PREVIEW)
     assert (preview.width, preview.height) == (32, 24)
     # Same field of view at half the pixels.
     assert preview.plane.pixel_mm == pytest.approx(2 * full.plane.pixel_mm)
-    cam = wire.view_request(camera_request(step_mm=0.5), vol, PREVIEW)
+    cam = wire.view_request(camera_request(), vol, PREVIEW)
     assert cam.camera.fov_mm == wire.view_request(camera_request(), vol, FULL).camera.fov_mm
-    assert cam.step_mm == 1.0
     assert [s.name for s in ladder(False)] == ["preview", "full"]
     assert [s.name for s in ladder(True)] == ["preview", "full", "lossless"]
 
 
+@pytest.mark.parametrize("mode", ["VR", "MIP", "MINIP", "AVGIP"])
+def test_whole_volume_previews_take_coarser_ray_steps(mode):
+    vol = prepared()
+    req = camera_request(mode=render_pb2.Mode.Value(mode))
+    name = mode.lower()
+    preview = wire.view_request(req, vol, PREVIEW)
+    level_default = default_step_mm(vol.levels[PREVIEW.level], preview.view.normal, name)
+    assert preview.step_mm == pytest.approx(PREVIEW_RAY_STEP * level_default)
+    # Four times fewer samples per ray than the full render's default (the level's voxels are
+    # twice as large, and the preview steps over two of them).
+    assert preview.step_mm == pytest.approx(4 * default_step_mm(vol.volume, preview.view.normal, name))
+    # The full render keeps the engine's default (0) or the requested step, unchanged.
+    assert wire.view_request(req, vol, FULL).step_mm == 0
+    req.step_mm = 0.25
+    assert wire.view_request(req, vol, FULL).step_mm == 0.25
+    # A fine requested step is coarsened like the default; a coarse one scales with the pixels.
+    assert wire.view_request(req, vol, PREVIEW).step_mm == pytest.approx(PREVIEW_RAY_STEP * level_default)
+    req.step_mm = 5.0
+    assert wire.view_request(req, vol, PREVIEW).step_mm == 10.0
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        mpr_request(),
+        mpr_request(slab_mm=20.0),
+        camera_request(mode=render_pb2.MIP, slab_mm=20.0),
+        camera_request(slab_mm=20.0),
+    ],
+    ids=["mpr", "mpr-slab", "mip-slab", "vr-slab"],
+)
+def test_slab_and_plane_previews_keep_the_levels_step(req):
+    # The default stays the engine's default on the coarse copy (one coarse voxel); a requested
+    # step scales with the pixel size.
+    assert wire.view_request(req, prepared(), PREVIEW).step_mm == 0
+    req.step_mm = 0.5
+    assert wire.view_request(req, prepared(), PREVIEW).step_mm == 1.0
+
+
 def test_engine_request_round_trips_through_the_proto():
-    vol = volume()
+    vol = prepared()
     view = engine.ViewRequest(
         "mip",
         camera=engine.Camera((1, 2, 3), (0, 1, 0), (0, 0, 1), 80.0, 40, 30),
