@@ -78,8 +78,13 @@ def test_serve_render_process_answers_health_and_stops_on_sigterm(catalog, tmp_p
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            # NOT_SERVING while the backend warms up, then SERVING.
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+            for status in watch:
+                if status.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+                assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            watch.cancel()
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -87,3 +92,4 @@ def test_serve_render_process_answers_health_and_stops_on_sigterm(catalog, tmp_p
             process.kill()
     assert process.returncode == 0, output
     assert f"render service on port {port}" in output and catalog.addr in output
+    assert "numpy render backend warmed up in" in output
