@@ -76,18 +76,24 @@ class NumbaVolume:
 
 
 @njit(cache=True)
+def _lerp(a, b, f):
+    return a + f * (b - a)
+
+
+@njit(cache=True)
 def _axis(p, n):
-    """Contract's per-axis trilinear set-up: (i0, i1, f) for position p on an axis of n voxels."""
-    if n == 1:
-        return 0, 0, 0.0
-    if p < 0.0:
-        p = 0.0
-    elif p > n - 1.0:
-        p = n - 1.0
-    i0 = int(p)  # p >= 0, so truncation is floor
-    if i0 > n - 2:
-        i0 = n - 2
-    return i0, i0 + 1, p - i0
+    """Contract's per-axis trilinear set-up: (i0, i1, f) for position p on an axis of n voxels
+    (n == 1: i0 = i1 = 0, f = 0). Branch-free clamps."""
+    p = min(max(p, 0.0), n - 1.0)
+    i0 = min(int(p), max(n - 2, 0))  # p >= 0, so truncation is floor
+    return i0, i0 + (1 if n > 1 else 0), p - i0
+
+
+@njit(cache=True)
+def _at(vol, z, y, x):
+    """A voxel as float64, for indices known to be in range: unsigned indices spare numba's
+    negative-index wraparound on every read of the hot loops."""
+    return np.float64(vol[np.uint64(z), np.uint64(y), np.uint64(x)])
 
 
 @njit(cache=True)
@@ -96,21 +102,11 @@ def _trilinear(vol, z, y, x):
     z0, z1, fz = _axis(z, nz)
     y0, y1, fy = _axis(y, ny)
     x0, x1, fx = _axis(x, nx)
-    c000 = np.float64(vol[z0, y0, x0])
-    c001 = np.float64(vol[z0, y0, x1])
-    c010 = np.float64(vol[z0, y1, x0])
-    c011 = np.float64(vol[z0, y1, x1])
-    c100 = np.float64(vol[z1, y0, x0])
-    c101 = np.float64(vol[z1, y0, x1])
-    c110 = np.float64(vol[z1, y1, x0])
-    c111 = np.float64(vol[z1, y1, x1])
-    c00 = c000 + fx * (c001 - c000)
-    c01 = c010 + fx * (c011 - c010)
-    c10 = c100 + fx * (c101 - c100)
-    c11 = c110 + fx * (c111 - c110)
-    c0 = c00 + fy * (c01 - c00)
-    c1 = c10 + fy * (c11 - c10)
-    return c0 + fz * (c1 - c0)
+    c00 = _lerp(_at(vol, z0, y0, x0), _at(vol, z0, y0, x1), fx)
+    c01 = _lerp(_at(vol, z0, y1, x0), _at(vol, z0, y1, x1), fx)
+    c10 = _lerp(_at(vol, z1, y0, x0), _at(vol, z1, y0, x1), fx)
+    c11 = _lerp(_at(vol, z1, y1, x0), _at(vol, z1, y1, x1), fx)
+    return _lerp(_lerp(c00, c01, fy), _lerp(c10, c11, fy), fz)
 
 
 @njit(cache=True)
@@ -456,14 +452,9 @@ def _clamp_axis(p, n):
 
 
 @njit(cache=True)
-def _lerp(a, b, f):
-    return a + f * (b - a)
-
-
-@njit(cache=True)
 def _row_x(vol, z, y, x0, fx):
     """Trilinear's first step: voxels (z, y, x0) and (z, y, x0 + 1) mixed along the column axis."""
-    return _lerp(np.float64(vol[z, y, x0]), np.float64(vol[z, y, x0 + 1]), fx)
+    return _lerp(_at(vol, z, y, x0), _at(vol, z, y, x0 + 1), fx)
 
 
 @njit(cache=True)
@@ -494,17 +485,17 @@ def _gradient_interior(vol, z0, y0, x0, fz, fy, fx):
     )
     # Column neighbours: the voxels at x0 - 1 and x0 + 2 of the four rows around p.
     xp = _lerp(
-        _lerp(_lerp(np.float64(vol[z0, y0, x1]), np.float64(vol[z0, y0, x0 + 2]), fx),
-              _lerp(np.float64(vol[z0, y1, x1]), np.float64(vol[z0, y1, x0 + 2]), fx), fy),
-        _lerp(_lerp(np.float64(vol[z1, y0, x1]), np.float64(vol[z1, y0, x0 + 2]), fx),
-              _lerp(np.float64(vol[z1, y1, x1]), np.float64(vol[z1, y1, x0 + 2]), fx), fy),
+        _lerp(_lerp(_at(vol, z0, y0, x1), _at(vol, z0, y0, x0 + 2), fx),
+              _lerp(_at(vol, z0, y1, x1), _at(vol, z0, y1, x0 + 2), fx), fy),
+        _lerp(_lerp(_at(vol, z1, y0, x1), _at(vol, z1, y0, x0 + 2), fx),
+              _lerp(_at(vol, z1, y1, x1), _at(vol, z1, y1, x0 + 2), fx), fy),
         fz,
     )  # fmt: skip
     xm = _lerp(
-        _lerp(_lerp(np.float64(vol[z0, y0, x0 - 1]), np.float64(vol[z0, y0, x0]), fx),
-              _lerp(np.float64(vol[z0, y1, x0 - 1]), np.float64(vol[z0, y1, x0]), fx), fy),
-        _lerp(_lerp(np.float64(vol[z1, y0, x0 - 1]), np.float64(vol[z1, y0, x0]), fx),
-              _lerp(np.float64(vol[z1, y1, x0 - 1]), np.float64(vol[z1, y1, x0]), fx), fy),
+        _lerp(_lerp(_at(vol, z0, y0, x0 - 1), _at(vol, z0, y0, x0), fx),
+              _lerp(_at(vol, z0, y1, x0 - 1), _at(vol, z0, y1, x0), fx), fy),
+        _lerp(_lerp(_at(vol, z1, y0, x0 - 1), _at(vol, z1, y0, x0), fx),
+              _lerp(_at(vol, z1, y1, x0 - 1), _at(vol, z1, y1, x0), fx), fy),
         fz,
     )  # fmt: skip
     return gz, gy, 0.5 * (xp - xm)
