@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PORT ?= 8000
+DEMO_SIZE ?= medium
 
 .PHONY: venv run test test-gpu bench protos lint images system-deps clean
 
@@ -21,7 +22,7 @@ system-deps:
 	bash scripts/system-deps.sh
 
 run: venv
-	$(BIN)/voxcast up --demo --port $(PORT)
+	$(BIN)/voxcast up --demo --demo-size $(DEMO_SIZE) --port $(PORT)
 
 test: venv system-deps
 	$(BIN)/python -m pytest

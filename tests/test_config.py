@@ -33,3 +33,11 @@ def test_production_refuses_the_default_secret(monkeypatch):
         Settings()
     monkeypatch.setenv("VOXCAST_SECRET_KEY", "s3cret-for-real")
     assert Settings().env == "production"
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`VOXCAST_{name.upper()}`" not in readme]
+    assert not missing, f"settings missing from the README's configuration table: {missing}"
