@@ -1,6 +1,6 @@
 """Render service under load: N concurrent viewers (1, 4, 16), each streaming a sequence of view
-changes (a scroll through axial slices, a 30 mm slab MIP rotation) against the demo study, through a real
-catalog and a render service running in its own process.
+changes (a scroll through axial slices, a 30 mm slab MIP rotation, a shaded whole-volume VR rotation)
+against the demo study, through a real catalog and a render service running in its own process.
 
 Prints, per sequence and number of clients: time to the preview frame and to the full frame
 (p50/p95, from sending the request), full frames per second over all clients, the render time the
@@ -9,7 +9,8 @@ in a process of its own, alternating view by view with the service requests), so
 overhead is a ratio measured under the same machine load.
 
 Environment: VOXCAST_BENCH_SIZE (demo size, default large), VOXCAST_BENCH_CLIENTS (default 1,4,16),
-VOXCAST_BENCH_VIEWS (views per client per sequence, default 12), VOXCAST_BACKEND (render backend).
+VOXCAST_BENCH_VIEWS (views per client per sequence, default 12), VOXCAST_BENCH_SEQUENCES (default all:
+mpr-scroll,slab-mip-rotation,vr-rotation), VOXCAST_BACKEND (render backend).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from voxcast.config import Settings
 from voxcast.grpcio import CHANNEL_OPTIONS
 from voxcast.v1 import render_pb2, render_pb2_grpc
 
-SEQUENCES = ("mpr-scroll", "slab-mip-rotation")
+SEQUENCES = ("mpr-scroll", "slab-mip-rotation", "vr-rotation")
 # A thick-slab MIP turning about the volume centre; a whole-volume MIP of the large CT takes seconds
 # per frame on a CPU, which would make 16 clients a very long wait.
 SLAB_MM = 30.0
@@ -47,7 +48,8 @@ def _serve_render(settings_json: str, catalog_addr: str, ports) -> None:
     settings = Settings.model_validate_json(settings_json)
     server, port = create_server(settings, 0, catalog_addr, host="127.0.0.1")
     server.start()
-    ports.put(port)
+    server.warmed.wait()  # measure a ready service, as a readiness probe would let traffic in
+    ports.put((port, server.metrics.value("voxcast_render_warmup_seconds")))
     import signal
 
     stop = threading.Event()
@@ -86,9 +88,12 @@ def view_requests(volume, sequence: str, client: int, count: int, size: int = 51
         camera = Camera(volume.center, (0, 1, 0), (0, 0, 1), 1.0, size, size)
         for i in range(count):
             view = orbit(camera, azimuth_deg=client * 11.0 + i * 360.0 / count)
-            req = render_pb2.RenderRequest(
-                mode=render_pb2.MIP, width=size, height=size, preset="bone", slab_mm=SLAB_MM
-            )
+            if sequence == "slab-mip-rotation":
+                req = render_pb2.RenderRequest(
+                    mode=render_pb2.MIP, width=size, height=size, preset="bone", slab_mm=SLAB_MM
+                )
+            else:  # vr-rotation: the whole volume, the CT bone transfer function, shaded
+                req = render_pb2.RenderRequest(mode=render_pb2.VR, width=size, height=size, shading=True)
             req.camera.CopyFrom(
                 render_pb2.Camera(target=_vec(view.target), direction=_vec(view.direction), up=_vec(view.up))
             )
@@ -203,6 +208,11 @@ def main() -> None:
 
     size = os.environ.get("VOXCAST_BENCH_SIZE", "large")
     clients_list = [int(n) for n in os.environ.get("VOXCAST_BENCH_CLIENTS", "1,4,16").split(",")]
+    sequences = [s.strip() for s in os.environ.get("VOXCAST_BENCH_SEQUENCES", ",".join(SEQUENCES)).split(",")]
+    unknown = sorted(set(sequences) - set(SEQUENCES))
+    if unknown:
+        known = ", ".join(SEQUENCES)
+        raise SystemExit(f"VOXCAST_BENCH_SEQUENCES: unknown {', '.join(unknown)}; known: {known}")
     count = int(os.environ.get("VOXCAST_BENCH_VIEWS", "12"))
     from voxcast.render.engine.backends import resolve_name
 
@@ -225,7 +235,9 @@ def main() -> None:
         child = ctx.Process(target=_serve_render, args=(settings.model_dump_json(), catalog_addr, ports))
         child.start()
         try:
-            addr = f"127.0.0.1:{ports.get(timeout=120)}"
+            port, warmup_s = ports.get(timeout=600)
+            addr = f"127.0.0.1:{port}"
+            print(f"render service ready: backend warm-up {warmup_s:.1f} s", flush=True)
             with grpc.insecure_channel(addr, options=CHANNEL_OPTIONS) as channel:
                 stub = render_pb2_grpc.RenderServiceStub(channel)
                 t0 = time.perf_counter()
@@ -233,7 +245,7 @@ def main() -> None:
                 print(
                     f"render service preload (fetch + prepare) {time.perf_counter() - t0:.1f} s", flush=True
                 )
-                for sequence in SEQUENCES:  # warm up (kernel compilation, caches)
+                for sequence in sequences:  # warm up (caches, connections)
                     for req in view_requests(study.ct, sequence, 0, 2):
                         req.series_uid = study.ct_series_uid
                         list(stub.Render(req, timeout=600))
@@ -246,7 +258,7 @@ def main() -> None:
             engine_child.start()
             assert engine_conn.recv() == "ready"
             rows = []
-            for sequence in SEQUENCES:
+            for sequence in sequences:
                 for req in view_requests(study.ct, sequence, 0, 2):  # warm up the engine process
                     req.series_uid = study.ct_series_uid
                     engine_conn.send(req.SerializeToString())
