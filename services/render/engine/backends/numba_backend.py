@@ -48,6 +48,8 @@ _REDUCERS = {"max": 0, "min": 1, "mean": 2}
 # Image rows handed to a thread at a time: dynamic scheduling keeps both cores busy when one is
 # preempted (render pods share their CPUs) at a negligible cost per chunk.
 ROWS_PER_CHUNK = 4
+# Column strip width of the long-ray kernels' work items (see _project_rays).
+STRIP_COLS = 64
 # Rays of at most this many samples (slabs) are swept depth by depth across a row (_project_slab);
 # longer ones are walked ray by ray with block skipping (_project_rays).
 SLAB_SAMPLES = 4 * BLOCK
@@ -312,9 +314,13 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
     dz, dy, dx = dk[0], dk[1], dk[2]
     iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
     sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
-    for v in prange(height):
+    # Work items are rows of narrow column strips, taken strip by strip: neighbouring rays share
+    # most of their voxels, and a strip's rows stay in cache from one row to the next.
+    for item in prange(-(-width // STRIP_COLS) * height):
+        v = item % height
+        u_first = (item // height) * STRIP_COLS
         warm = -1  # depth of the previous pixel's extreme: a cheap first bound for skipping
-        for u in range(width):
+        for u in range(u_first, min(u_first + STRIP_COLS, width)):
             cz = origin[0] + v * dv[0] + u * du[0]
             cy = origin[1] + v * dv[1] + u * du[1]
             cx = origin[2] + v * dv[2] + u * du[2]
@@ -574,8 +580,10 @@ def _composite_rays(
     block_samples = BLOCK / largest if largest > 0.0 else 0.0  # samples per block width, at least
     last = np.float64(table.shape[0] - 1)
     ambient, diffuse, specular, shininess = params[0], params[1], params[2], params[3]
-    for v in prange(height):
-        for u in range(width):
+    for item in prange(-(-width // STRIP_COLS) * height):  # as in _project_rays
+        v = item % height
+        u_first = (item // height) * STRIP_COLS
+        for u in range(u_first, min(u_first + STRIP_COLS, width)):
             cz = origin[0] + v * dv[0] + u * du[0]
             cy = origin[1] + v * dv[1] + u * du[1]
             cx = origin[2] + v * dv[2] + u * du[2]
