@@ -142,6 +142,25 @@ def test_project_long_rays_skip_blocks_exactly(backend, rng):
             assert_projection_close(got, REFERENCE.project(voxels, grid, reducer), voxels)
 
 
+def test_wide_images_match_reference(backend, rng):
+    """Images several work-item strips wide (the numba kernels split rows into column strips):
+    every strip, the last one partial, lands on its own pixels."""
+    voxels = random_voxels(rng, (20, 24, 28), np.int16)
+    handle = backend.prepare(voxels)
+    grid = random_grid(rng, voxels.shape, 70, reach=0.0)
+    du = grid.du * 0.15
+    origin = grid.origin - 70 * du
+    wide = RayGrid(origin, du, grid.dv, grid.dk, 157, 5, 70, grid.step_mm)
+    for reducer in ("max", "min", "mean"):
+        got = backend.project(handle, wide, reducer)
+        assert_projection_close(got, REFERENCE.project(voxels, wide, reducer), voxels)
+    lut = random_lut(rng, float(voxels.min()) - 50, float(voxels.max()) + 50)
+    for shading in (None, random_shading(rng)):
+        got = backend.composite(handle, wide, lut, shading)
+        want = REFERENCE.composite(voxels, wide, lut, shading)
+        np.testing.assert_allclose(got, want, rtol=0, atol=composite_atol(backend))
+
+
 def test_project_grid_entirely_outside_is_nan(backend, rng):
     voxels = random_voxels(rng, (8, 9, 10), np.float32)
     handle = backend.prepare(voxels)
