@@ -244,6 +244,21 @@ def test_composite_opaque_lut_stops_early_and_matches(backend, rng):
         )
 
 
+@pytest.mark.parametrize("shininess", [0.0, 1.0, 20.0, 37.0])
+def test_composite_whole_shininess_matches_reference(backend, rng, shininess):
+    """Whole-number specular exponents (the default 20 among them) may take a faster power than
+    pow(); the picture must not change."""
+    voxels = random_voxels(rng, (20, 24, 28), np.float32)
+    handle = backend.prepare(voxels)
+    grid = random_grid(rng, voxels.shape, 60, reach=0.0)
+    lut = random_lut(rng, float(voxels.min()) - 50, float(voxels.max()) + 50)
+    base = random_shading(rng)
+    shading = Shading(base.gradient_matrix, base.light, shininess=shininess)
+    got = backend.composite(handle, grid, lut, shading)
+    want = REFERENCE.composite(voxels, grid, lut, shading)
+    np.testing.assert_allclose(got, want, rtol=0, atol=composite_atol(backend))
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -530,7 +530,22 @@ def _gradient(vol, z, y, x):
 
 
 @njit(cache=True)
-def _shade_factor(vol, z, y, x, gm, light, ambient, diffuse, specular, shininess):
+def _power(d, e, whole):
+    """d ** e; by repeated squaring when e is the whole number `whole` (-1 otherwise), several
+    times cheaper than pow and within a few ulps of it."""
+    if whole < 0:
+        return d**e
+    r = 1.0
+    while whole:
+        if whole & 1:
+            r *= d
+        d *= d
+        whole >>= 1
+    return r
+
+
+@njit(cache=True)
+def _shade_factor(vol, z, y, x, gm, light, ambient, diffuse, specular, shininess, whole):
     """(multiplier of rgb, additive specular term) at a sample, per the contract's headlight model."""
     gz, gy, gx = _gradient(vol, z, y, x)
     n0 = gm[0, 0] * gz + gm[0, 1] * gy + gm[0, 2] * gx
@@ -540,7 +555,7 @@ def _shade_factor(vol, z, y, x, gm, light, ambient, diffuse, specular, shininess
     if norm < 1e-6:
         return ambient + diffuse, 0.0
     d = abs(n0 * light[0] + n1 * light[1] + n2 * light[2]) / norm
-    return ambient + diffuse * d, specular * d**shininess
+    return ambient + diffuse * d, specular * _power(d, shininess, whole)
 
 
 @njit(parallel=True, cache=True)
@@ -580,6 +595,7 @@ def _composite_rays(
     block_samples = BLOCK / largest if largest > 0.0 else 0.0  # samples per block width, at least
     last = np.float64(table.shape[0] - 1)
     ambient, diffuse, specular, shininess = params[0], params[1], params[2], params[3]
+    whole = int(shininess) if shininess == math.floor(shininess) and 0.0 <= shininess <= 256.0 else -1
     for item in prange(-(-width // STRIP_COLS) * height):  # as in _project_rays
         v = item % height
         u_first = (item // height) * STRIP_COLS
@@ -623,7 +639,7 @@ def _composite_rays(
                             continue
                         if shade:
                             mul, spec = _shade_factor(
-                                vol, z, y, x, gm, light, ambient, diffuse, specular, shininess
+                                vol, z, y, x, gm, light, ambient, diffuse, specular, shininess, whole
                             )
                             r = min(r * mul + spec, 1.0)
                             g = min(g * mul + spec, 1.0)
