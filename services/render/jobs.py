@@ -27,7 +27,8 @@ from .errors import QueueFull
 from .metrics import RenderMetrics
 
 # How long a viewport's full frame waits after its preview for a newer view of that viewport:
-# a few frames of a drag at display rate, short enough that nobody sees a still view wait.
+# longer than the gap between a drag's pointer events (about 16 ms at 60 Hz), short next to a
+# full frame's render time, so a view that stays still hardly waits.
 SETTLE_S = 0.025
 
 
