@@ -112,6 +112,19 @@ def _trilinear(vol, z, y, x):
 
 
 @njit(cache=True)
+def _trilinear_interior(vol, z, y, x):
+    """_trilinear where 0 <= p <= n - 2 on every axis (see _interior_span): no clamping, and
+    i0 = floor(p) = int(p), so the same value for less work."""
+    z0, y0, x0 = int(z), int(y), int(x)
+    fz, fy, fx = z - z0, y - y0, x - x0
+    c00 = _lerp(_at(vol, z0, y0, x0), _at(vol, z0, y0, x0 + 1), fx)
+    c01 = _lerp(_at(vol, z0, y0 + 1, x0), _at(vol, z0, y0 + 1, x0 + 1), fx)
+    c10 = _lerp(_at(vol, z0 + 1, y0, x0), _at(vol, z0 + 1, y0, x0 + 1), fx)
+    c11 = _lerp(_at(vol, z0 + 1, y0 + 1, x0), _at(vol, z0 + 1, y0 + 1, x0 + 1), fx)
+    return _lerp(_lerp(c00, c01, fy), _lerp(c10, c11, fy), fz)
+
+
+@njit(cache=True)
 def _inside(z, y, x, nz, ny, nx):
     tol = INSIDE_TOL
     return -tol <= z <= nz - 1 + tol and -tol <= y <= ny - 1 + tol and -tol <= x <= nx - 1 + tol
@@ -171,6 +184,22 @@ def _box_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, box, k0, k1):
     if tmin > tmax:
         return 0, -1
     return max(k0, int(math.ceil(tmin)) - 1), min(k1, int(math.floor(tmax)) + 1)
+
+
+@njit(cache=True)
+def _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, count):
+    """[a, b] of the samples c + t*d (t = 0 .. count - 1) lying within [0, n - 2] on every axis,
+    one sample of margin each side for rounding: _trilinear_interior serves them, with no inside
+    test. Empty (a > b) when an axis has a single voxel. (i* = 1/d*.)"""
+    if nz < 2 or ny < 2 or nx < 2:
+        return count, count - 1
+    tmin, tmax = 0.0, count - 1.0
+    tmin, tmax = _clip_interval(cz, dz, iz, 0.0, nz - 2.0, tmin, tmax)
+    tmin, tmax = _clip_interval(cy, dy, iy, 0.0, ny - 2.0, tmin, tmax)
+    tmin, tmax = _clip_interval(cx, dx, ix, 0.0, nx - 2.0, tmin, tmax)
+    if tmin > tmax:
+        return count, count - 1
+    return int(math.ceil(tmin)) + 1, int(math.floor(tmax)) - 1
 
 
 @njit(cache=True)
@@ -259,12 +288,19 @@ def _extreme_update(vol, z, y, x, nz, ny, nx, sign, best, best_k, k, check):
 def _sample_plane(vol, origin, du, dv, width, height, out):
     """A thin MPR (one sample per ray, where max = min = mean): the sample or NaN, nothing else."""
     nz, ny, nx = vol.shape
+    iz, iy, ix = _inverse(du[0]), _inverse(du[1]), _inverse(du[2])
     for v in prange(height):
+        rz = origin[0] + v * dv[0]
+        ry = origin[1] + v * dv[1]
+        rx = origin[2] + v * dv[2]
+        a, b = _interior_span(rz, ry, rx, du[0], du[1], du[2], iz, iy, ix, nz, ny, nx, width)
         for u in range(width):
-            z = origin[0] + v * dv[0] + u * du[0]
-            y = origin[1] + v * dv[1] + u * du[1]
-            x = origin[2] + v * dv[2] + u * du[2]
-            if _inside(z, y, x, nz, ny, nx):
+            z = rz + u * du[0]
+            y = ry + u * du[1]
+            x = rx + u * du[2]
+            if a <= u <= b:
+                out[v, u] = _trilinear_interior(vol, z, y, x)
+            elif _inside(z, y, x, nz, ny, nx):
                 out[v, u] = _trilinear(vol, z, y, x)
             else:
                 out[v, u] = np.nan
@@ -274,8 +310,9 @@ def _sample_plane(vol, origin, du, dv, width, height, out):
 def _project_slab(vol, origin, du, dv, dk, width, height, nsamples, mode, out):
     """Short rays (slabs): each image row is swept one sample depth at a time, left to right, so
     memory is read along the plane's rows like a thin MPR rather than hopping across slices ray
-    by ray. Every sample takes the inside test; a ray with none is NaN."""
+    by ray. Samples outside each row's interior span take the inside test; a ray with none is NaN."""
     nz, ny, nx = vol.shape
+    iz, iy, ix = _inverse(du[0]), _inverse(du[1]), _inverse(du[2])
     for v in prange(height):
         acc = np.empty(width, dtype=np.float64)
         count = np.zeros(width, dtype=np.int64)
@@ -284,13 +321,17 @@ def _project_slab(vol, origin, du, dv, dk, width, height, nsamples, mode, out):
             bz = origin[0] + v * dv[0] + k * dk[0]
             by = origin[1] + v * dv[1] + k * dk[1]
             bx = origin[2] + v * dv[2] + k * dk[2]
+            a, b = _interior_span(bz, by, bx, du[0], du[1], du[2], iz, iy, ix, nz, ny, nx, width)
             for u in range(width):
                 z = bz + u * du[0]
                 y = by + u * du[1]
                 x = bx + u * du[2]
-                if not _inside(z, y, x, nz, ny, nx):
+                if a <= u <= b:
+                    s = _trilinear_interior(vol, z, y, x)
+                elif _inside(z, y, x, nz, ny, nx):
+                    s = _trilinear(vol, z, y, x)
+                else:
                     continue
-                s = _trilinear(vol, z, y, x)
                 if mode == 0:
                     acc[u] = max(acc[u], s)
                 elif mode == 1:
