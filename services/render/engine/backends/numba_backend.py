@@ -274,13 +274,18 @@ def _block_minmax(vol, bmin, bmax):
 
 
 @njit(cache=True)
-def _extreme_update(vol, z, y, x, nz, ny, nx, sign, best, best_k, k, check):
+def _extreme_update(vol, z, y, x, nz, ny, nx, sign, best, best_k, k, check, interior):
     """One sample of a MIP (sign 1) / MinIP (sign -1) ray: (best, best_k) after it. The inside
-    test runs where `check` says (the slack samples at a ray's ends, see _ray_range)."""
-    if not check or _inside(z, y, x, nz, ny, nx):
+    test runs where `check` says (the slack samples at a ray's ends, see _ray_range); `interior`
+    samples (see _interior_span) take the cheaper sampler."""
+    if interior:
+        val = sign * _trilinear_interior(vol, z, y, x)
+    elif not check or _inside(z, y, x, nz, ny, nx):
         val = sign * _trilinear(vol, z, y, x)
-        if best_k < 0 or val > best:
-            return val, k
+    else:
+        return best, best_k
+    if best_k < 0 or val > best:
+        return val, k
     return best, best_k
 
 
@@ -366,6 +371,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
             cy = origin[1] + v * dv[1] + u * du[1]
             cx = origin[2] + v * dv[2] + u * du[2]
             k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
+            a, b = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             if mode == 2:
                 total = 0.0
                 count = 0
@@ -373,7 +379,10 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                     z = cz + k * dz
                     y = cy + k * dy
                     x = cx + k * dx
-                    if (k != k0 and k != k1) or _inside(z, y, x, nz, ny, nx):
+                    if a <= k <= b:
+                        total += _trilinear_interior(vol, z, y, x)
+                        count += 1
+                    elif (k != k0 and k != k1) or _inside(z, y, x, nz, ny, nx):
                         total += _trilinear(vol, z, y, x)
                         count += 1
                 out[v, u] = total / count if count > 0 else np.nan
@@ -394,6 +403,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                     best_k,
                     warm,
                     True,
+                    False,
                 )
             if k1 - k0 < 4 * BLOCK:  # a short ray (a slab): block walking would not pay
                 for k in range(k0, k1 + 1):
@@ -410,6 +420,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                         best_k,
                         k,
                         k == k0 or k == k1,
+                        a <= k <= b,
                     )
             else:
                 bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz)
@@ -436,6 +447,7 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                                     best_k,
                                     kk,
                                     kk == k0 or kk == k1,
+                                    a <= kk <= b,
                                 )
                         k = kend + 1
                     if tz <= ty and tz <= tx:
