@@ -658,6 +658,7 @@ def _composite_rays(
             cx = origin[2] + v * dv[2] + u * du[2]
             k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             kb0, kb1 = _box_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, box, k0, k1)
+            ia, ib = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             cr = 0.0
             cg = 0.0
             cb = 0.0
@@ -687,7 +688,11 @@ def _composite_rays(
                         x = cx + kk * dx
                         if (kk == k0 or kk == k1) and not _inside(z, y, x, nz, ny, nx):
                             continue
-                        r, g, b, a = _lut(table, _trilinear(vol, z, y, x), lo, scale, last)
+                        if ia <= kk <= ib:
+                            val = _trilinear_interior(vol, z, y, x)
+                        else:
+                            val = _trilinear(vol, z, y, x)
+                        r, g, b, a = _lut(table, val, lo, scale, last)
                         if a <= 0.0:
                             continue
                         if shade:
