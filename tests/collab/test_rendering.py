@@ -8,7 +8,7 @@ import grpc
 import pytest
 from collabkit import CT, PET, make_hubs, run, view
 from voxcast.gateway.collab import Identity, InvalidCommand
-from voxcast.gateway.collab.rendering import FRAME_CODEC, grpc_renderer, to_render_request
+from voxcast.gateway.collab.rendering import FRAME_CODEC, grpc_renderer, request_renderer, to_render_request
 
 from voxcast.grpcio import CHANNEL_OPTIONS
 from voxcast.v1 import render_pb2, render_pb2_grpc
@@ -109,3 +109,38 @@ def test_session_frames_come_from_the_render_service_once_per_gateway(render_ser
                 await c.close()
 
     run(scenario(), timeout=180)
+
+
+def test_a_render_pool_call_works_as_renderer(render_service):
+    """The gateway's RenderPool.render is an async generator of frames; closing early closes it."""
+    demo = render_service.demo
+
+    async def scenario():
+        channel = grpc.aio.insecure_channel(render_service.addr, options=CHANNEL_OPTIONS)
+        stub = render_pb2_grpc.RenderServiceStub(channel)
+        closed = []
+
+        async def pool_render(request):
+            try:
+                async for frame in stub.Render(request):
+                    yield frame
+            finally:
+                closed.append(request.viewport_id)
+
+        render = request_renderer(pool_render)
+        state = {
+            "series_uid": demo.ct_series_uid,
+            "plane": {"center": [float(c) for c in demo.ct.center], "right": [1, 0, 0], "down": [0, 1, 0]},
+            "width": 32,
+            "height": 32,
+        }
+        frames = [f async for f in render("s1", "ax", state)]
+        assert frames[-1].rung == render_pb2.LOSSLESS
+        stream = render("s1", "ax", state)
+        first = await stream.__anext__()
+        await stream.aclose()
+        assert first.rung == render_pb2.PREVIEW
+        assert len(closed) == 2 and closed[0].startswith("s1/ax@")
+        await channel.close()
+
+    run(scenario(), timeout=120)

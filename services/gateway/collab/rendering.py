@@ -78,21 +78,30 @@ def to_render_request(
     return request
 
 
-def grpc_renderer(stub: render_pb2_grpc.RenderServiceStub) -> Renderer:
-    """A Renderer over the render service (`stub` on a grpc.aio channel), one per gateway process.
-    Closing the stream, as a newer view state does, cancels the call, and the render service drops
-    the stale view."""
+def request_renderer(render_call) -> Renderer:
+    """A Renderer over any call taking a RenderRequest and giving its frames as an async iterator:
+    the gateway's render pool (`Backends.render.render`) or a stub's `Render`. One per gateway
+    process. Closing the stream, as a newer view state does, cancels the call, and the render
+    service drops the stale view."""
     caller = uuid.uuid4().hex[:8]
 
     async def render(session_id: str, viewport_id: str, state: dict):
-        call = stub.Render(to_render_request(session_id, viewport_id, state, caller))
+        call = render_call(to_render_request(session_id, viewport_id, state, caller))
         try:
             async for frame in call:
                 yield frame
         finally:
-            call.cancel()
+            if hasattr(call, "cancel"):
+                call.cancel()  # a gRPC call
+            else:
+                await call.aclose()  # an async generator
 
     return render
+
+
+def grpc_renderer(stub: render_pb2_grpc.RenderServiceStub) -> Renderer:
+    """A Renderer over a RenderService stub on a grpc.aio channel."""
+    return request_renderer(stub.Render)
 
 
 # Settled frames cross replicas as the render service sent them.
