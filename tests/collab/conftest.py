@@ -58,6 +58,8 @@ def render_service(tmp_path_factory):
     assert all(r.status != r.REJECTED for r in results), results
     render, render_port = create_render(settings, 0, catalog_addr, host="127.0.0.1")
     render.start()
-    yield SimpleNamespace(demo=demo, addr=f"127.0.0.1:{render_port}", server=render)
+    yield SimpleNamespace(
+        demo=demo, addr=f"127.0.0.1:{render_port}", server=render, catalog_addr=catalog_addr
+    )
     render.stop(0).wait()
     catalog.stop(0).wait()

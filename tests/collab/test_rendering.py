@@ -144,3 +144,24 @@ def test_a_render_pool_call_works_as_renderer(render_service):
         await channel.close()
 
     run(scenario(), timeout=120)
+
+
+def test_measurements_on_a_volume_from_the_catalog(render_service):
+    """An ROI on the demo CT fetched from the real catalog: the server's figures, in HU."""
+    from voxcast.gateway.collab.measure import measure_ellipse
+    from voxcast.gateway.collab.volumes import catalog_volume_loader
+
+    demo = render_service.demo
+
+    async def scenario():
+        load = catalog_volume_loader(render_service.catalog_addr)
+        volume = await load(demo.ct_series_uid)
+        assert (await load(demo.ct_series_uid)) is volume  # kept
+        assert volume.units == "HU" and volume.shape == demo.ct.shape
+        centre = demo.ct.center
+        got = measure_ellipse(volume, centre, [10, 0, 0], [0, 10, 0])
+        truth = measure_ellipse(demo.ct, centre, [10, 0, 0], [0, 10, 0])
+        assert got["mean"] == pytest.approx(truth["mean"], abs=1.0)
+        assert got["units"] == "HU"
+
+    run(scenario(), timeout=120)
