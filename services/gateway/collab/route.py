@@ -1,0 +1,121 @@
+"""The session WebSocket, /ws/session: the gateway's seam to shared sessions.
+
+Query parameters: `token` (the gateway's access token; not needed for a guest with an invitation),
+`study` (start a session on this study; the caller becomes its owner) or `session` (join one), and
+to join: `invite` (an invitation token), `pin` (a guest's PIN), `name` (a guest's display name).
+Messages are those of collab.connection: "session.<command>" in, "session.<event>" out; frames of
+the session's viewports are binary, packed like /ws frames (4-byte header length, JSON header, image).
+The hub is made on first use from the gateway's settings and backends (VOXCAST_REDIS_URL chooses the
+bus) and kept in app.state.sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from voxcast.gateway.auth.principal import LOCAL_PRINCIPAL
+from voxcast.gateway.auth.store import AuthError
+from voxcast.gateway.errors import WS_1008_POLICY_VIOLATION, WS_4401_UNAUTHORIZED
+from voxcast.gateway.ws.sender import pack_frame
+
+from voxcast.v1 import catalog_pb2, render_pb2
+
+from .connection import SessionConnection, outgoing
+from .errors import CollabError
+from .hub import SessionHub
+from .participant import Identity
+from .rendering import FRAME_CODEC, request_renderer
+from .volumes import catalog_volume_loader
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+_hub_lock = asyncio.Lock()
+
+
+async def hub_for(app) -> SessionHub:
+    """The app's SessionHub, made on first use (close it with `await app.state.sessions.close()`)."""
+    async with _hub_lock:
+        hub = getattr(app.state, "sessions", None)
+        if hub is None:
+            gateway = app.state.gateway
+            hub = SessionHub.from_settings(
+                gateway.settings,
+                renderer=request_renderer(gateway.backends.render.render),
+                frame_codec=FRAME_CODEC,
+                volume_loader=catalog_volume_loader(gateway.settings.catalog_addr),
+            )
+            app.state.sessions = hub
+        return hub
+
+
+def frame_packet(viewport_id: str, frame: render_pb2.Frame) -> bytes:
+    header = {
+        "session": True,
+        "viewport": viewport_id,
+        "rung": render_pb2.Rung.Name(frame.rung).lower(),
+        "width": frame.width,
+        "height": frame.height,
+        "encoding": frame.encoding,
+        "sequence": frame.sequence,
+        "labels": {k: getattr(frame.labels, k) for k in ("top", "bottom", "left", "right")},
+        "pixel_mm": frame.pixel_mm,
+    }
+    return pack_frame(header, frame.data)
+
+
+async def _identity(websocket: WebSocket, hub: SessionHub):
+    """(identity, grant) of the caller, or None after closing the socket."""
+    gateway, params = websocket.app.state.gateway, websocket.query_params
+    token, invite = params.get("token"), params.get("invite")
+    if not token and invite and not gateway.open_access:
+        grant = await hub.redeem(invite, pin=params.get("pin"))
+        return Identity.guest(grant, params.get("name", "")), grant
+    try:
+        principal = LOCAL_PRINCIPAL if gateway.open_access else gateway.tokens.principal(token or "")
+    except AuthError as exc:
+        await websocket.close(WS_4401_UNAUTHORIZED, str(exc))
+        return None
+    if principal.is_guest:
+        await websocket.close(WS_1008_POLICY_VIOLATION, "a share link joins a session with its invitation")
+        return None
+    who = str(principal.user_id) if principal.user_id is not None else principal.name
+    identity = Identity.user(who, principal.name, admin=principal.is_admin)
+    grant = await hub.redeem(invite, user=identity) if invite else None
+    return identity, grant
+
+
+@router.websocket("/ws/session")
+async def session_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    hub = await hub_for(websocket.app)
+    gateway, params = websocket.app.state.gateway, websocket.query_params
+    try:
+        admitted = await _identity(websocket, hub)
+        if admitted is None:
+            return
+        identity, grant = admitted
+        session_id = params.get("session")
+        if not session_id:
+            study = params.get("study", "")
+            listed = await gateway.backends.catalog.ListSeries(catalog_pb2.ListSeriesRequest(study_uid=study))
+            series = [s.series_uid for s in listed.series if s.is_volume]
+            session_id = await hub.create_session(identity, study, series)
+        participant = await hub.join(session_id, identity, grant)
+    except CollabError as exc:
+        await websocket.send_json(outgoing(exc.to_message()))
+        await websocket.close(WS_1008_POLICY_VIOLATION, exc.message[:120])
+        return
+
+    async def send_frame(viewport_id: str, frame) -> None:
+        await websocket.send_bytes(frame_packet(viewport_id, frame))
+
+    connection = SessionConnection(participant, websocket.send_json, send_frame)
+    try:
+        while True:
+            await connection.command(await websocket.receive_json())
+    except (WebSocketDisconnect, RuntimeError, ValueError):
+        pass
+    finally:
+        await connection.close()
