@@ -71,7 +71,15 @@ class SessionConnection:
         try:
             if not kind.startswith(PREFIX):
                 raise InvalidCommand(f"not a session message: {kind!r}", field="type")
-            await self.participant.send(command)
+            if command["type"] == "invite":
+                token = await self.participant.invite(
+                    command.get("kind", "user"),
+                    pin=command.get("pin"),
+                    may_control=bool(command.get("may_control", False)),
+                )
+                await self._send_json({"type": PREFIX + "invitation", "token": token})
+            else:
+                await self.participant.send(command)
         except CollabError as exc:
             await self._send_json(outgoing(exc.to_message()))
 
