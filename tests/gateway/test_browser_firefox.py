@@ -1,6 +1,7 @@
 """End to end in Firefox: `voxcast up --demo` on a free port, Debian's firefox-esr driven through WebDriver
 BiDi by puppeteer-core (tests/gateway/firefox/e2e.mjs, never a browser download): sign in, open the demo
-CT, see rendered pixels, scroll through axial slices, window/level with a drag, no page errors."""
+CT, see rendered pixels, scroll through axial slices, window/level with a drag, open a share link as a
+guest, no page errors."""
 
 from __future__ import annotations
 
@@ -69,4 +70,5 @@ def test_viewer_in_firefox(stack_up):  # noqa: F811
     assert all(stats["std"] > 5 for stats in seen["stats"].values()), seen["stats"]
     assert seen["slice"][0] != seen["slice"][1], seen["slice"]
     assert seen["levels"][0] != seen["levels"][1], seen["levels"]
+    assert "guest_viewed" in seen["timings"], seen["timings"]
     assert screenshot.stat().st_size > 0

@@ -4,8 +4,10 @@
 //   node e2e.mjs URL USERNAME PASSWORD SCREENSHOT
 //
 // with FIREFOX (the executable) and PIXEL_STATS (the page function measuring a viewport's canvas,
-// shared with the Chromium test) in the environment. Prints one JSON line with what it saw and exits
-// 0; on a failed check it prints the reason to stderr and exits 1.
+// shared with the Chromium test) in the environment. Checks what the Chromium test checks: sign-in,
+// rendered pixels in the four viewports, scrolling, a share link opened by a guest, no page errors;
+// and window/level by a left-drag. Prints one JSON line with what it saw and exits 0; on a failed
+// check it prints the step and the reason to stderr and exits 1.
 import puppeteer from "puppeteer-core";
 
 const [url, username, password, screenshot] = process.argv.slice(2);
@@ -23,9 +25,29 @@ const pixelStats = new Function(`return (${process.env.PIXEL_STATS});`)();
 const VIEWPORTS = ["ax", "co", "sa", "3d"];
 const RENDER_TIMEOUT = 120_000;
 
+const SHARE_PIN = "2468";
+
 class CheckFailed extends Error {}
 function check(condition, message) {
   if (!condition) throw new CheckFailed(message);
+}
+
+async function api(path, token, body) {
+  const response = await fetch(url + path, {
+    method: body ? "POST" : "GET",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body && JSON.stringify(body),
+  });
+  if (!response.ok) throw new CheckFailed(`${path} answered ${response.status}: ${await response.text()}`);
+  return response.json();
+}
+
+// A clinician's share link for the first study, made through the REST API.
+async function shareLink() {
+  const token = (await api("/api/auth/login", null, { username, password })).access_token;
+  const [study] = await api("/api/studies", token);
+  const share = { study_uid: study.study_uid, expires_minutes: 10, pin: SHARE_PIN };
+  return (await api("/api/shares", token, share)).url;
 }
 
 const problems = [];
@@ -38,9 +60,6 @@ const browser = await puppeteer.launch({
   browser: "firefox",
   executablePath,
   headless: true,
-  // A fresh profile per run; the environment keeps Firefox from looking for a display or a GPU.
-  extraPrefsFirefox: { "browser.shell.checkDefaultBrowser": false },
-  env: { ...process.env, MOZ_HEADLESS: "1" },
 });
 let code = 0;
 try {
@@ -125,6 +144,30 @@ try {
   const levelsAfter = await levels();
   check(levelsBefore !== levelsAfter, `window/level did not change on a left-drag: ${levelsBefore}`);
   await page.screenshot({ path: screenshot });
+
+  // A share link with a PIN lands a guest (a fresh browser context: no admin token) on that study
+  // only, read-only.
+  step = "opening a share link as a guest";
+  const link = await shareLink();
+  const guestContext = await browser.createBrowserContext();
+  const guest = await guestContext.newPage();
+  guest.on("console", (m) => { if (m.type() === "error") problems.push(`guest console: ${m.text()}`); });
+  guest.on("pageerror", (e) => problems.push(`guest page error: ${e.message ?? e}`));
+  await guest.goto(link);
+  await guest.waitForSelector("input[name=pin]");
+  await guest.type("input[name=pin]", SHARE_PIN);
+  await guest.click("button[type=submit]");
+  await guest.waitForSelector(".series-card[data-modality=CT] img[src]", { timeout: 60_000 });
+  const guestView = () => guest.evaluate(() => ({
+    who: document.querySelector("#whoami").textContent, text: document.body.innerText }));
+  const landing = await guestView();
+  check(landing.who.includes("(guest)"), `the share link did not sign in a guest: ${landing.who}`);
+  check(!landing.text.includes("◀ Studies"), "a guest can go back to the study list");
+  await guest.click(".series-card[data-modality=CT]");
+  await guest.waitForSelector(".viewport[data-viewport='ax'][data-rung]", { timeout: RENDER_TIMEOUT });
+  check(!(await guestView()).text.includes("Share…"), "a guest is offered to share the study");
+  mark("guest_viewed");
+  await guestContext.close();
   check(problems.length === 0, `the page reported errors:\n${problems.join("\n")}`);
   console.log(JSON.stringify({ browser: version, stats, slice: [beforeText, afterText], levels: [levelsBefore, levelsAfter], timings }));
 } catch (error) {
