@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests use (PostgreSQL, Redis, Chromium, helm's npm carrier); no-op when present.
+# Debian packages the tests use (PostgreSQL, Redis, Chromium, Firefox, npm for helm and puppeteer); no-op when present.
 system-deps:
 	bash scripts/system-deps.sh
 
