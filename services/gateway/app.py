@@ -11,6 +11,7 @@ from voxcast.gateway.api import audit, auth, health, series, shares, studies, up
 from voxcast.gateway.auth.principal import Tokens
 from voxcast.gateway.auth.store import Store
 from voxcast.gateway.backends import Backends
+from voxcast.gateway.collab import route as session_route
 from voxcast.gateway.context import Gateway
 from voxcast.gateway.discovery import RenderDiscovery
 from voxcast.gateway.ws import route as ws_route
@@ -34,13 +35,16 @@ def create_app(
         try:
             yield
         finally:
+            sessions = getattr(app.state, "sessions", None)
+            if sessions is not None:
+                await sessions.close()
             await backends.close()
 
     app = FastAPI(
         title="voxcast gateway",
         version="1",
         description="Studies, series, thumbnails, upload, share links and the viewer's WebSocket (/ws, "
-        "see docs/protocol.md).",
+        "see docs/protocol.md) and shared sessions (/ws/session).",
         lifespan=lifespan,
     )
     api = APIRouter(prefix="/api")
@@ -48,5 +52,7 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ws_route.router)
+    # Before the static mount: a mount at "/" also catches WebSocket paths.
+    app.include_router(session_route.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="viewer")
     return app

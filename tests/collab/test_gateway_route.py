@@ -11,7 +11,6 @@ from voxcast.config import Settings
 
 def test_a_session_over_the_gateway_websocket(render_service, tmp_path):
     from voxcast.gateway.app import create_app
-    from voxcast.gateway.collab.route import router
     from voxcast.gateway.ws.sender import unpack_frame
 
     demo = render_service.demo
@@ -19,7 +18,6 @@ def test_a_session_over_the_gateway_websocket(render_service, tmp_path):
         home=tmp_path, catalog_addr=render_service.catalog_addr, render_addrs=render_service.addr
     )
     app = create_app(settings, open_access=True)
-    app.router.routes[0:0] = router.routes  # before the viewer's static mount at "/"
     centre = [float(c) for c in demo.ct.center]
     state = {
         "series_uid": demo.ct_series_uid,

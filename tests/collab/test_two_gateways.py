@@ -12,7 +12,6 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,6 @@ from collabkit import run
 
 from voxcast.config import Settings
 
-GATEWAY = Path(__file__).with_name("session_gateway.py")
 PASSWORD = "collab-password-1"
 
 
@@ -48,7 +46,8 @@ def gateways(render_service, redis_url, tmp_path):
         "VOXCAST_LOG_LEVEL": "WARNING",
     }
     ports = [_free_port(), _free_port()]
-    procs = [subprocess.Popen([sys.executable, str(GATEWAY), str(p)], env=env) for p in ports]
+    serve = [sys.executable, "-m", "voxcast.cli", "serve", "gateway", "--host", "127.0.0.1", "--port"]
+    procs = [subprocess.Popen([*serve, str(p)], env=env) for p in ports]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
         deadline = time.monotonic() + 60
