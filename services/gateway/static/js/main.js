@@ -1,9 +1,12 @@
-// Routes (in the URL fragment): #/signin, #/studies, #/study/<uid>, #/view/<study>/<series>, #/share/<token>.
+// Routes (in the URL fragment): #/signin, #/studies, #/study/<uid>, #/view/<study>/<series>, #/share/<token>,
+// and #session=<id>&invite=<token> (join a shared session; signed-in users).
 import { ApiError, api, session } from "./api.js";
+import { parseInvite } from "./session.js";
 import { renderSeries, renderStudies } from "./studies.js";
 import { Viewer } from "./viewer.js";
 
 const app = document.getElementById("app");
+const JOIN = "voxcast.join";  // an invitation link opened before signing in
 let viewer = null;
 
 function go(hash) { location.hash = hash; }
@@ -54,7 +57,9 @@ function signIn() {
   form("Sign in", [["username", "text", "username"], ["password", "password", "password"]], "Sign in", async (v) => {
     const r = await api("/api/auth/login", { method: "POST", json: v });
     session.set(r.access_token, r.user);
-    go("#/studies");
+    const pending = sessionStorage.getItem(JOIN);
+    sessionStorage.removeItem(JOIN);
+    go(pending || "#/studies");
   });
 }
 
@@ -74,6 +79,28 @@ async function openShare(token) {
   }
 }
 
+// The series a session link opens the viewer on: the session's own views then replace it where needed.
+function defaultSeries(all) {
+  const volumes = all.filter((s) => s.is_volume);
+  return volumes.find((s) => s.modality === "CT") || volumes[0] || null;
+}
+
+async function openViewer(study, series, all, join = null) {
+  viewer = new Viewer(app, {
+    study, series, allSeries: all, readOnly: session.user?.role === "guest", join,
+    onBack: () => go(session.user?.role === "guest" ? `#/study/${session.user.study_uid}` : "#/studies"),
+    onUnauthorized: unauthorized,
+  });
+}
+
+async function joinSession(invite) {
+  if (!invite.study) throw new Error("this invitation link is damaged");
+  const all = await api(`/api/studies/${invite.study}/series`);
+  const series = defaultSeries(all);
+  if (!series) throw new Error("the session's study has no volume to show");
+  return openViewer(invite.study, series, all, invite);
+}
+
 function unauthorized() {
   session.clear();
   go("#/signin");
@@ -82,6 +109,8 @@ function unauthorized() {
 async function route() {
   viewer?.destroy();
   viewer = null;
+  const invite = parseInvite(location.hash);
+  if (invite && !session.token && !session.user) sessionStorage.setItem(JOIN, location.hash);
   const [, page, a, b] = location.hash.split("/");
   if (page === "share" && a) return openShare(a);
   // An open loopback gateway answers without a token; otherwise sign in first.
@@ -96,6 +125,12 @@ async function route() {
   showUser();
   const guestStudy = session.user?.role === "guest" ? session.user.study_uid : null;
   if (page === "signin") return signIn();
+  if (invite) {
+    return joinSession(invite).catch((err) => {
+      if (err.status === 401) return unauthorized();
+      app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
+    });
+  }
   if (page === "study" && a) {
     return renderSeries(app, a, {
       onBack: () => go("#/studies"),
@@ -109,12 +144,7 @@ async function route() {
     });
     const series = all.find((s) => s.series_uid === b);
     if (!series) return go(`#/study/${a}`);
-    viewer = new Viewer(app, {
-      study: a, series, allSeries: all, readOnly: session.user?.role === "guest",
-      onBack: () => go(guestStudy ? `#/study/${guestStudy}` : "#/studies"),
-      onUnauthorized: unauthorized,
-    });
-    return;
+    return openViewer(a, series, all);
   }
   if (guestStudy) return go(`#/study/${guestStudy}`);
   renderStudies(app, { onOpenStudy: (uid) => go(`#/study/${uid}`) });

@@ -1,6 +1,8 @@
-// The viewer page: layout, viewports, crosshair linking, W/L presets, fusion, share links.
+// The viewer page: layout, viewports, crosshair linking, W/L presets, fusion, share links, and
+// shared sessions (session.js): the presenter publishes its view, followers show the session's.
 import { api } from "./api.js";
 import { ViewerSocket } from "./socket.js";
+import { GRIDS, SharedSession } from "./session.js";
 import { Viewport } from "./viewport.js";
 
 const LAYOUTS = {
@@ -24,8 +26,12 @@ function button(text, title, onClick) {
 }
 
 export class Viewer {
-  constructor(root, { study, series, allSeries, readOnly, onBack, onUnauthorized }) {
-    Object.assign(this, { root, study, series, allSeries, readOnly });
+  constructor(root, { study, series, allSeries, readOnly, join, onBack, onUnauthorized }) {
+    Object.assign(this, { root, study, series, allSeries, readOnly, join });
+    this.shared = null;
+    this.pointerOn = false;   // the pointer toggle
+    this.pointerHeld = false; // the P key
+    this.tool = null;         // "line" while measuring
     this.viewports = new Map();
     this.crosshair = null;
     this.fusion = { on: false, opacity: 0.5, colormap: "hot-iron" };
@@ -37,11 +43,14 @@ export class Viewer {
     this.socket = new ViewerSocket({
       onReady: () => this.onReady(),
       onEvent: (e) => this.onEvent(e),
-      onFrame: (h, image) => this.viewports.get(h.viewport)?.onFrame(h, image),
+      // A followed session's viewports show its frames, not this viewer's.
+      onFrame: (h, image) => { if (!this.shared?.mirrors(h.viewport)) this.viewports.get(h.viewport)?.onFrame(h, image); },
       onUnauthorized,
     });
     this.keyHandler = (e) => this.onKey(e);
+    this.keyUpHandler = (e) => { if (e.key === "p" && this.pointerHeld) { this.pointerHeld = false; this.hidePointer(); } };
     window.addEventListener("keydown", this.keyHandler);
+    window.addEventListener("keyup", this.keyUpHandler);
   }
 
   build(onBack) {
@@ -81,10 +90,17 @@ export class Viewer {
     }
     if (!this.readOnly) {
       bar.append(sep(), button("Share…", "a read-only link to this study", () => this.share()));
+      this.sessionButton = button("Start session", "a shared session: others see what you show", () => this.startSession());
+      this.measureButton = button("Measure", "line measurement in the shared session (two clicks)", () => this.toggleMeasure());
+      this.measureButton.hidden = true;
+      bar.append(this.sessionButton, this.measureButton);
     }
     this.grid = document.createElement("div");
     this.grid.className = "grid";
-    page.append(bar, this.grid);
+    this.body = document.createElement("div");
+    this.body.className = "viewer-body";
+    this.body.append(this.grid);
+    page.append(bar, this.body);
     this.root.replaceChildren(page);
   }
 
@@ -93,7 +109,82 @@ export class Viewer {
       for (const vp of this.viewports.values()) vp.reopen();  // reconnected
     } else {
       this.setLayout("2x2");
+      if (this.join) this.openSession({ sessionId: this.join.session, invite: this.join.invite });
     }
+  }
+
+  // Shared sessions
+
+  startSession() {
+    if (this.shared && !this.shared.ended) return;
+    this.openSession({ study: this.study });
+  }
+
+  openSession(how) {
+    this.shared?.close();
+    this.shared = new SharedSession(this, how);
+    // The owner asks for an invitation link as soon as the socket is open.
+    const shared = this.shared;
+    if (how.study) shared.ws.addEventListener("open", () => shared.send("invite", { kind: "user" }), { once: true });
+    this.body.append(this.shared.panel);
+    this.onSessionChanged();
+  }
+
+  // Who presents or follows changed: viewports no longer mirrored show this viewer's frames again.
+  onSessionChanged() {
+    const live = this.shared && !this.shared.ended;
+    if (this.sessionButton) {
+      this.sessionButton.hidden = !!live;
+      this.measureButton.hidden = !live;
+    }
+    this.root.querySelector(".viewer")?.classList.toggle("following", !!this.shared?.following);
+    for (const vp of this.viewports.values()) if (!this.shared?.mirrors(vp.id)) vp.unmirror();
+  }
+
+  // The presenter's layout, as a follower.
+  followLayout(layout) {
+    if (!layout) return;
+    const name = Object.keys(LAYOUTS).find((n) => {
+      const ids = LAYOUTS[n].map(([id]) => id);
+      return GRIDS[n][0] === layout.rows && GRIDS[n][1] === layout.columns && ids.join() === layout.viewports.join();
+    });
+    if (name && name !== this.layoutName) this.setLayout(name);
+  }
+
+  showCrosshair(point) {
+    this.crosshair = point;
+    this.drawOverlays();
+  }
+
+  drawOverlays() { for (const vp of this.viewports.values()) vp.drawCrosshair(); }
+
+  get pointerActive() { return !!this.shared && !this.shared.ended && (this.pointerOn || this.pointerHeld); }
+
+  setPointer(on) {
+    this.pointerOn = on;
+    if (!on) this.hidePointer();
+  }
+
+  // At most one pointer message per animation frame.
+  movePointer(vp, point) {
+    this.pointerAt = [vp, point];
+    if (this.pointerFrame) return;
+    this.pointerFrame = requestAnimationFrame(() => {
+      this.pointerFrame = 0;
+      if (this.pointerAt && this.pointerActive) this.shared.pointer(...this.pointerAt);
+    });
+  }
+
+  hidePointer() {
+    if (this.pointerAt && this.shared) this.shared.pointer(this.pointerAt[0], null);
+    this.pointerAt = null;
+  }
+
+  toggleMeasure() {
+    this.tool = this.tool === "line" ? null : "line";
+    this.measureButton.classList.toggle("active", this.tool === "line");
+    for (const vp of this.viewports.values()) vp.lineStart = null;
+    this.drawOverlays();
   }
 
   setLayout(name) {
@@ -114,6 +205,8 @@ export class Viewer {
       }
     }
     for (const [n, b] of Object.entries(this.layoutButtons)) b.classList.toggle("active", n === name);
+    this.layoutName = name;
+    this.shared?.publishLayout(name);
     if (!this.selected || !this.viewports.has(this.selected.id)) this.select(this.viewports.values().next().value);
   }
 
@@ -136,7 +229,9 @@ export class Viewer {
   linked(vp) { return vp.isMpr && ["ax", "co", "sa"].includes(vp.id); }
 
   setCrosshair(point, from) {
+    if (this.shared?.following) return;  // the presenter's crosshair is shown
     this.crosshair = point;
+    this.shared?.publishCrosshair(point);
     for (const vp of this.viewports.values()) {
       if (vp !== from && this.linked(vp)) vp.moveThrough(point);
       vp.drawCrosshair();
@@ -144,6 +239,8 @@ export class Viewer {
   }
 
   onViewportState(vp) {
+    if (this.shared?.following) { vp.drawCrosshair(); return; }
+    const before = this.crosshair;
     if (this.crosshair && this.linked(vp)) {
       // Scrolling one MPR moves the shared point along its normal; the others draw it.
       const s = vp.state, n = vp.normal(), p = this.crosshair;
@@ -153,6 +250,8 @@ export class Viewer {
       this.crosshair = vp.state.center;
     }
     for (const v of this.viewports.values()) v.drawCrosshair();
+    this.shared?.publishViewport(vp);
+    if (this.crosshair !== before) this.shared?.publishCrosshair(this.crosshair);
   }
 
   applyPreset(preset) {
@@ -173,6 +272,8 @@ export class Viewer {
 
   onKey(e) {
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+    if (e.key === "p") { this.pointerHeld = true; return; }
+    if (this.shared?.following && (KEY_PRESETS[e.key] || e.key.startsWith("Arrow") || e.key === "i")) return;
     if (KEY_PRESETS[e.key]) this.applyPreset(KEY_PRESETS[e.key]);
     else if (this.selected && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
       this.selected.send({ scroll: e.key === "ArrowUp" ? -1 : 1 });
@@ -200,6 +301,8 @@ export class Viewer {
 
   destroy() {
     window.removeEventListener("keydown", this.keyHandler);
+    window.removeEventListener("keyup", this.keyUpHandler);
+    this.shared?.close();
     this.socket.close();
   }
 }

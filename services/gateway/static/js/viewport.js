@@ -1,6 +1,8 @@
 // One viewport: a canvas showing the newest frame, overlays, a mode menu, and mouse/touch input
 // turned into view-change messages (at most one per animation frame; the server keeps the newest).
 
+import { viewGeometry } from "./session.js";
+
 export const MODES = [
   ["mpr", "MPR"], ["mip", "MIP"], ["minip", "MinIP"], ["avgip", "AvgIP"], ["vr", "3D"],
 ];
@@ -36,6 +38,8 @@ export class Viewport {
     this.drawnSequence = 0;
     this.pending = {};
     this.pointers = new Map();
+    this.mirrorView = null;
+    this.sessionSequence = 0;
     this.element = this.build();
     this.resizeObserver = new ResizeObserver(() => this.onResize());
     this.resizeObserver.observe(this.element);
@@ -132,10 +136,13 @@ export class Viewport {
   onOpened(event) {
     this.series = event.series;
     this.onState(event.state);
+    if (this.mirrorView) this.mirror(this.mirrorView);  // the session's view arrived first
   }
 
   onState(state) {
-    this.state = state;
+    // Following a session: the local view tracks the presenter's (for slice labels), but what is
+    // drawn, and where the overlays go, is the presenter's geometry.
+    this.state = this.mirrorView ? { ...state, ...mirroredFields(this.mirrorView) } : state;
     this.errorBox.textContent = "";
     this.updateInfo();
     this.viewer.onViewportState(this);
@@ -148,7 +155,21 @@ export class Viewport {
     if (header.sequence < this.drawnSequence) { bitmap.close(); return; } // a newer frame was drawn first
     this.drawnSequence = header.sequence;
     this.lastFrame = header;
-    const { width, height } = this.state || header;
+    this.element.dataset.version = header.version;
+    this.draw(bitmap, header, this.state || header);
+  }
+
+  // A frame of the shared session's view of this viewport (numbered by the session, not by /ws).
+  async onSessionFrame(header, image) {
+    const bitmap = await createImageBitmap(image);
+    if (header.sequence < this.sessionSequence) { bitmap.close(); return; }
+    this.sessionSequence = header.sequence;
+    this.lastFrame = { ...header, version: this.state?.version ?? 0, timings: { render_ms: "-" } };
+    this.element.dataset.sessionSequence = header.sequence;
+    this.draw(bitmap, header, header);
+  }
+
+  draw(bitmap, header, { width, height }) {
     if (this.canvas.width !== width || this.canvas.height !== height) {
       this.canvas.width = width; this.canvas.height = height;
     }
@@ -158,9 +179,40 @@ export class Viewport {
     bitmap.close();
     for (const side of ["top", "bottom", "left", "right"]) this.labels[side].textContent = header.labels[side] || "";
     this.element.dataset.rung = header.rung;
-    this.element.dataset.version = header.version;
     this.updateInfo();
     this.drawCrosshair();
+  }
+
+  // Show the session's view `view` (a ViewportState): its frames come from the session; the local
+  // view is moved along so that slice numbers and positions read the same as the presenter's.
+  mirror(view) {
+    this.mirrorView = view;
+    if (!this.state) return;
+    if (view.series_uid !== this.seriesUid) {
+      this.open(view.series_uid, { mode: view.mode, center: viewGeometry(view).center });
+      return;
+    }
+    const changes = {};
+    if (view.mode !== this.mode) {
+      this.mode = view.mode;
+      this.modeMenu.value = view.mode;
+      this.presetMenu.hidden = view.mode !== "vr";
+      this.slabMenu.hidden = view.mode === "vr";
+      changes.mode = view.mode;
+    }
+    changes.center = viewGeometry(view).center;
+    if (view.window_width > 0) changes.window = { center: view.window_center, width: view.window_width };
+    else if (view.preset) changes.preset = view.preset;
+    Object.assign(changes, { invert: view.invert, slab_mm: view.slab_mm });
+    this.state = { ...this.state, ...mirroredFields(view) };
+    this.send(changes);
+  }
+
+  // Back to this viewer's own frames (detached, presenting, or the session is over).
+  unmirror() {
+    if (!this.mirrorView) return;
+    this.mirrorView = null;
+    if (this.state) this.viewer.socket.send({ type: "lossless", viewport: this.id });
   }
 
   // A quiet dot while a better rung (or a newer view) is on its way.
@@ -219,15 +271,44 @@ export class Viewport {
     }
     const ctx = o.getContext("2d");
     ctx.clearRect(0, 0, o.width, o.height);
-    if (!s || !p || !this.isMpr || !this.viewer.linked(this)) return;
-    const [x, y] = this.toScreen(p);
-    ctx.strokeStyle = "rgba(74, 163, 255, 0.7)";
-    ctx.lineWidth = 1;
-    ctx.setLineDash([6, 4]);
-    ctx.beginPath();
-    ctx.moveTo(0, y); ctx.lineTo(o.width, y);
-    ctx.moveTo(x, 0); ctx.lineTo(x, o.height);
-    ctx.stroke();
+    if (!s || !this.isMpr) return;
+    if (p && this.viewer.linked(this)) {
+      const [x, y] = this.toScreen(p);
+      ctx.strokeStyle = "rgba(74, 163, 255, 0.7)";
+      ctx.lineWidth = 1;
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath();
+      ctx.moveTo(0, y); ctx.lineTo(o.width, y);
+      ctx.moveTo(x, 0); ctx.lineTo(x, o.height);
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    this.drawShared(ctx);
+  }
+
+  // A shared session's line measurements and the other participants' pointers.
+  drawShared(ctx) {
+    const shared = this.viewer.shared;
+    if (!shared) return;
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.lineWidth = 2;
+    const lines = shared.annotationsOn(this.id).filter((a) => a.kind === "line");
+    if (this.lineStart) lines.push({ start: this.lineStart, end: this.lineStart, measurement: null });
+    for (const a of lines) {
+      const [x0, y0] = this.toScreen(a.start), [x1, y1] = this.toScreen(a.end);
+      ctx.strokeStyle = ctx.fillStyle = "#ffd84a";
+      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+      for (const [x, y] of [[x0, y0], [x1, y1]]) ctx.fillRect(x - 2, y - 2, 4, 4);
+      const mm = a.measurement?.length_mm;
+      if (mm !== undefined) ctx.fillText(`${mm.toFixed(1)} mm`, x1 + 6, y1 - 6);
+    }
+    for (const ptr of shared.pointersOn(this.id)) {
+      const [x, y] = this.toScreen(ptr.point);
+      ctx.fillStyle = "#ff4a6e";
+      ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.fill();
+      ctx.fillStyle = "#fff";
+      ctx.fillText(ptr.name.replace(/^user:/, ""), x + 8, y + 4);
+    }
   }
 
   // Input
@@ -238,13 +319,23 @@ export class Viewport {
     if (size[0] !== this.state.width || size[1] !== this.state.height) this.send({ size });
   }
 
+  // Following a session, this viewport shows the presenter's view: local gestures would be undone.
+  get locked() { return !!this.viewer.shared?.mirrors(this.id); }
+
   onWheel(e) {
     e.preventDefault();
+    if (this.locked) return;
     this.viewer.select(this);
     this.queue("scroll", Math.sign(e.deltaY));
   }
 
   onPointerDown(e) {
+    if (this.viewer.tool === "line" && this.isMpr && this.state && e.button === 0) {
+      this.measureClick(this.toWorld(e.clientX, e.clientY));
+      e.preventDefault();
+      return;
+    }
+    if (this.locked) return;
     this.viewer.select(this);
     this.element.setPointerCapture(e.pointerId);
     this.pointers.set(e.pointerId, { x: e.clientX, y: e.clientY, x0: e.clientX, y0: e.clientY });
@@ -259,6 +350,7 @@ export class Viewport {
   }
 
   onPointerMove(e) {
+    if (this.viewer.pointerActive && this.isMpr && this.state) this.viewer.movePointer(this, this.toWorld(e.clientX, e.clientY));
     const p = this.pointers.get(e.pointerId);
     if (!p || !this.state) return;
     const dx = e.clientX - p.x, dy = e.clientY - p.y;
@@ -287,6 +379,17 @@ export class Viewport {
       this.viewer.setCrosshair(this.toWorld(e.clientX, e.clientY), this);
     }
     if (this.pointers.size === 0) this.action = null;
+  }
+
+  // A line measurement: first click starts it, the second ends it and sends it to the session,
+  // which measures it on the volume.
+  measureClick(point) {
+    if (!this.lineStart) this.lineStart = point;
+    else {
+      if (Math.hypot(...sub(point, this.lineStart)) > 0) this.viewer.shared?.annotateLine(this, this.lineStart, point);
+      this.lineStart = null;
+    }
+    this.drawCrosshair();
   }
 
   // Gestures add up until the next animation frame, then go out as one message.
@@ -325,6 +428,12 @@ export class Viewport {
     }
     if (Object.keys(changes).length) this.send(changes);
   }
+}
+
+// What a session's view sets in the local state: what is drawn and how screen maps to patient space.
+function mirroredFields(view) {
+  return { ...viewGeometry(view), mode: view.mode, width: view.width, height: view.height, preset: view.preset,
+    window_center: view.window_center, window_width: view.window_width, invert: view.invert, slab_mm: view.slab_mm };
 }
 
 function fmt(v) {
