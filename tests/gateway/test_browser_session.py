@@ -37,12 +37,20 @@ def _sign_in(page, username: str, password: str) -> None:
     page.click("button[type=submit]")
 
 
-def _scroll(page, slices: int) -> None:
+def _scroll(page, slices: int) -> str:
+    """Scroll the axial view; its label once the scrolled view has rendered losslessly."""
+    version = int(page.locator(AXIAL).get_attribute("data-version"))
     box = page.locator(AXIAL).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     for _ in range(slices):
         page.mouse.wheel(0, 120)
         page.wait_for_timeout(60)
+    page.wait_for_function(
+        f"""() => {{ const e = document.querySelector('{AXIAL}');
+            return +e.dataset.version > {version} && e.dataset.rung === 'lossless'; }}""",
+        timeout=60_000,
+    )
+    return _label(page)
 
 
 def _label(page) -> str:
@@ -60,17 +68,6 @@ def _wait_label(page, text: str, what: str) -> None:
         raise AssertionError(f"{what}: axial label {_label(page)!r}, expected {text!r}") from exc
 
 
-def _settled(page) -> str:
-    """The presenter's axial label once its own scroll has rendered (losslessly)."""
-    version = int(page.locator(AXIAL).get_attribute("data-version"))
-    page.wait_for_function(
-        f"""() => {{ const e = document.querySelector('{AXIAL}');
-            return +e.dataset.version > {version} && e.dataset.rung === 'lossless'; }}""",
-        timeout=60_000,
-    )
-    return _label(page)
-
-
 def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the imported fixture
     from playwright.sync_api import sync_playwright
 
@@ -80,7 +77,6 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
 
     def watch(browser, who):
         page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        page.on("console", lambda m: print(f"{who} console {m.type}: {m.text}"))
         page.on("console", lambda m: problems.append(f"{who}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"{who}: {e}"))
         return page
@@ -110,8 +106,7 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
 
         # The presenter scrolls: the follower's axial image and slice label follow.
         before = follower.eval_on_selector(AXIAL, PIXEL_STATS)
-        _scroll(presenter, 4)
-        expected = _settled(presenter)
+        expected = _scroll(presenter, 4)
         _wait_label(follower, expected, "the follower did not follow the presenter's scroll")
         follower.wait_for_function(
             f"""(hash) => {{ const c = document.querySelector('{AXIAL} canvas');
@@ -133,13 +128,42 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
             raise AssertionError(f"no hand-over offered; presenter, follower panels: {panels}") from exc
         follower.wait_for_selector(".session-panel li.presenter:has-text('doctor')", timeout=30_000)
         presenter.wait_for_selector(".session-panel li.presenter:has-text('doctor')", timeout=30_000)
-        follower.wait_for_selector(f"{AXIAL}[data-rung=lossless]", timeout=60_000)
-        _scroll(follower, 3)
-        expected = _settled(follower)
+        follower.wait_for_selector(f"{AXIAL}[data-rung=lossless][data-version]", timeout=60_000)
+        expected = _scroll(follower, 3)
         _wait_label(presenter, expected, "the old presenter did not follow the new presenter's scroll")
+
+        # The presenter's layout is everyone's.
+        follower.click("button:has-text('1x2')")
+        presenter.wait_for_selector(".grid.l1x2", timeout=30_000)
+
+        # A laser pointer from the follower shows on the presenter's axial view, named.
+        presenter.check(".session-panel .pointer-toggle")
+        box = presenter.locator(AXIAL).bounding_box()
+        for dx in (0, 10, 20):
+            presenter.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
+            presenter.wait_for_timeout(50)
+        follower.wait_for_selector(f"{AXIAL}[data-pointers='admin']", timeout=30_000)
+
+        # A line measurement: two clicks; the server's length in mm reaches both.
+        follower.click("button:has-text('Measure')")
+        box = follower.locator(AXIAL).bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        follower.mouse.click(cx - 60, cy)
+        follower.mouse.click(cx + 60, cy)
+        for page in (follower, presenter):
+            page.wait_for_function(
+                f"() => parseFloat(document.querySelector('{AXIAL}').dataset.measurements) > 0",
+                timeout=30_000,
+            )
 
         ARTIFACTS.mkdir(exist_ok=True)
         presenter.screenshot(path=str(ARTIFACTS / "session-presenter.png"))
         follower.screenshot(path=str(ARTIFACTS / "session-follower.png"))
+
+        # The owner ends the session for everyone.
+        presenter.on("dialog", lambda dialog: dialog.accept())
+        presenter.click(".session-panel button:has-text('End session')")
+        for page in (presenter, follower):
+            page.wait_for_selector(".session-panel:has-text('the session has ended')", timeout=30_000)
         browser.close()
     assert problems == [], problems

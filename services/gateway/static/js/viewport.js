@@ -290,9 +290,13 @@ export class Viewport {
   drawShared(ctx) {
     const shared = this.viewer.shared;
     if (!shared) return;
+    // Also in the DOM, for assistive technology and tests: who points here, what is measured.
+    const pointers = shared.pointersOn(this.id), measured = shared.annotationsOn(this.id).filter((a) => a.kind === "line");
+    this.element.dataset.pointers = pointers.map((p) => p.name.replace(/^user:/, "")).join(",");
+    this.element.dataset.measurements = measured.map((a) => a.measurement?.length_mm?.toFixed(1) ?? "").join(",");
     ctx.font = "12px system-ui, sans-serif";
     ctx.lineWidth = 2;
-    const lines = shared.annotationsOn(this.id).filter((a) => a.kind === "line");
+    const lines = [...measured];
     if (this.lineStart) lines.push({ start: this.lineStart, end: this.lineStart, measurement: null });
     for (const a of lines) {
       const [x0, y0] = this.toScreen(a.start), [x1, y1] = this.toScreen(a.end);
@@ -302,7 +306,7 @@ export class Viewport {
       const mm = a.measurement?.length_mm;
       if (mm !== undefined) ctx.fillText(`${mm.toFixed(1)} mm`, x1 + 6, y1 - 6);
     }
-    for (const ptr of shared.pointersOn(this.id)) {
+    for (const ptr of pointers) {
       const [x, y] = this.toScreen(ptr.point);
       ctx.fillStyle = "#ff4a6e";
       ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.fill();
