@@ -75,9 +75,15 @@ export class SharedSession {
     this.ended = false;
     this.error = "";
     this.inviteToken = "";
-    const params = new URLSearchParams();
+    this.retry = 500;
+    this.panel = el("aside", "session-panel");
+    this.connect(sessionId ? { session: sessionId, invite } : { study });
+    this.render();
+  }
+
+  connect(query) {
+    const params = new URLSearchParams(query);
     if (auth.token) params.set("token", auth.token);
-    if (sessionId) { params.set("session", sessionId); params.set("invite", invite); } else params.set("study", study);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     this.ws = new WebSocket(`${scheme}://${location.host}/ws/session?${params}`);
     this.ws.binaryType = "arraybuffer";
@@ -89,12 +95,20 @@ export class SharedSession {
       }
     };
     this.ws.onclose = (ev) => {
-      if (!this.ended && !this.closing) { this.ended = true; this.error ||= ev.reason || "the session connection closed"; }
+      if (this.closing || this.ended) return;
+      // Refused (policy, sign-in) or never joined: over. Otherwise a participant rejoins by the
+      // session's id, with backoff, and gets the whole state again.
+      if (ev.code === 1008 || ev.code === 4401 || !this.state) {
+        this.ended = true;
+        this.error ||= ev.reason || "the session connection closed";
+        this.viewer.onSessionChanged();
+      } else {
+        this.error = "reconnecting…";
+        setTimeout(() => { if (!this.closing) this.connect({ session: this.state.session_id }); }, this.retry);
+        this.retry = Math.min(this.retry * 2, 8000);
+      }
       this.render();
-      this.viewer.onSessionChanged();
     };
-    this.panel = el("aside", "session-panel");
-    this.render();
   }
 
   send(type, fields = {}) {
@@ -117,6 +131,8 @@ export class SharedSession {
     const type = m.type.slice("session.".length);
     if (type === "state") {
       this.state = m.state;
+      this.retry = 500;
+      if (this.error === "reconnecting…") this.error = "";
       this.seq = m.seq;
       this.afterChange(true);
       return;

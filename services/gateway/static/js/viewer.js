@@ -43,8 +43,7 @@ export class Viewer {
     this.socket = new ViewerSocket({
       onReady: () => this.onReady(),
       onEvent: (e) => this.onEvent(e),
-      // A followed session's viewports show its frames, not this viewer's.
-      onFrame: (h, image) => { if (!this.shared?.mirrors(h.viewport)) this.viewports.get(h.viewport)?.onFrame(h, image); },
+      onFrame: (h, image) => this.viewports.get(h.viewport)?.onLocalFrame(h, image),
       onUnauthorized,
     });
     this.keyHandler = (e) => this.onKey(e);
@@ -64,7 +63,7 @@ export class Viewer {
     bar.append(title, sep());
     this.layoutButtons = {};
     for (const name of Object.keys(LAYOUTS)) {
-      bar.append((this.layoutButtons[name] = button(name, `layout ${name}`, () => this.setLayout(name))));
+      bar.append((this.layoutButtons[name] = button(name, `layout ${name}`, () => { if (!this.shared?.following) this.setLayout(name); })));
     }
     bar.append(sep());
     for (const [key, preset] of Object.entries(KEY_PRESETS)) {
@@ -255,6 +254,7 @@ export class Viewer {
   }
 
   applyPreset(preset) {
+    if (this.shared?.following) return;  // the presenter's window is shown
     const targets = this.selected && !this.selected.is3d ? [this.selected]
       : [...this.viewports.values()].filter((v) => !v.is3d);
     for (const vp of targets) vp.send({ preset });

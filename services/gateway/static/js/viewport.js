@@ -159,6 +159,12 @@ export class Viewport {
     this.draw(bitmap, header, this.state || header);
   }
 
+  // A frame of this viewer's own view (/ws). Following a session, the session's frames are shown
+  // instead, once one has come (the local view tracks the session's, so it stands in until then).
+  onLocalFrame(header, image) {
+    if (!this.viewer.shared?.mirrors(this.id) || !this.sessionSequence) this.onFrame(header, image);
+  }
+
   // A frame of the shared session's view of this viewport (numbered by the session, not by /ws).
   async onSessionFrame(header, image) {
     const bitmap = await createImageBitmap(image);
@@ -212,6 +218,7 @@ export class Viewport {
   unmirror() {
     if (!this.mirrorView) return;
     this.mirrorView = null;
+    this.sessionSequence = 0;
     if (this.state) this.viewer.socket.send({ type: "lossless", viewport: this.id });
   }
 
