@@ -132,6 +132,15 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         expected = _scroll(follower, 3)
         _wait_label(presenter, expected, "the old presenter did not follow the new presenter's scroll")
 
+        # Detached, the old presenter looks around alone; following again brings the session's view back.
+        presenter.click(".session-panel button:has-text('Detach')")
+        follower.wait_for_selector(".session-panel li:has-text('detached')", timeout=30_000)
+        presenter.wait_for_selector(f"{AXIAL}[data-rung=lossless][data-version]", timeout=60_000)
+        alone = _scroll(presenter, 2)
+        assert alone != expected, "a detached viewer's scroll did not move its own view"
+        presenter.click(".session-panel button:has-text('Follow')")
+        _wait_label(presenter, expected, "following again did not restore the presenter's view")
+
         # The presenter's layout is everyone's.
         follower.click("button:has-text('1x2')")
         presenter.wait_for_selector(".grid.l1x2", timeout=30_000)
@@ -165,5 +174,8 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         presenter.click(".session-panel button:has-text('End session')")
         for page in (presenter, follower):
             page.wait_for_selector(".session-panel:has-text('the session has ended')", timeout=30_000)
+        # A damaged invitation link says so.
+        follower.goto(url + "/#session=abc&invite=not-a-token")
+        follower.wait_for_selector(".card.error:has-text('invitation')", timeout=30_000)
         browser.close()
     assert problems == [], problems
