@@ -154,7 +154,7 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         follower.wait_for_selector(f"{AXIAL}[data-pointers='admin']", timeout=30_000)
 
         # A line measurement: two clicks; the server's length in mm reaches both.
-        follower.click("button:has-text('Measure')")
+        follower.click(".session-panel button:has-text('Measure')")
         box = follower.locator(AXIAL).bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         follower.mouse.click(cx - 60, cy)

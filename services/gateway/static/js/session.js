@@ -280,6 +280,9 @@ export class SharedSession {
       else add("Detach", () => this.send("detach"));
     }
     if (isManager) add("End session", () => { if (confirm("End the session for everyone?")) this.send("end"); });
+    add("Measure", () => this.viewer.toggleMeasure());
+    actions.lastChild.classList.toggle("active", this.viewer.tool === "line");
+    actions.lastChild.title = "line measurement: two clicks on an MPR view; the server measures it";
     const pointerToggle = el("label", "muted");
     const check = el("input");
     check.type = "checkbox";

@@ -90,9 +90,7 @@ export class Viewer {
     if (!this.readOnly) {
       bar.append(sep(), button("Share…", "a read-only link to this study", () => this.share()));
       this.sessionButton = button("Start session", "a shared session: others see what you show", () => this.startSession());
-      this.measureButton = button("Measure", "line measurement in the shared session (two clicks)", () => this.toggleMeasure());
-      this.measureButton.hidden = true;
-      bar.append(this.sessionButton, this.measureButton);
+      bar.append(this.sessionButton);
     }
     this.grid = document.createElement("div");
     this.grid.className = "grid";
@@ -132,10 +130,8 @@ export class Viewer {
   // Who presents or follows changed: viewports no longer mirrored show this viewer's frames again.
   onSessionChanged() {
     const live = this.shared && !this.shared.ended;
-    if (this.sessionButton) {
-      this.sessionButton.hidden = !!live;
-      this.measureButton.hidden = !live;
-    }
+    if (this.sessionButton) this.sessionButton.hidden = !!live;
+    if (!live) this.tool = null;
     this.root.querySelector(".viewer")?.classList.toggle("following", !!this.shared?.following);
     for (const vp of this.viewports.values()) if (!this.shared?.mirrors(vp.id)) vp.unmirror();
   }
@@ -181,7 +177,7 @@ export class Viewer {
 
   toggleMeasure() {
     this.tool = this.tool === "line" ? null : "line";
-    this.measureButton.classList.toggle("active", this.tool === "line");
+    this.shared?.render();
     for (const vp of this.viewports.values()) vp.lineStart = null;
     this.drawOverlays();
   }
