@@ -11,7 +11,9 @@ Printed per number of viewers:
 - delay from the presenter sending a view state to each viewer's first frame of it (p50/p95
   over all viewers and states);
 - frames the render service rendered in the same run (voxcast_render_frames_total, every rung,
-  from its Prometheus endpoint): one viewer's worth, whatever the number of viewers.
+  from its Prometheus endpoint): one viewer's worth, whatever the number of viewers;
+- CPU each process used over the drag (cores busy on average): the render service, gateways A and
+  B, and this process, where all the viewers' and the presenter's WebSockets are read.
 and the share of the single-viewer frame rate that the most viewers get (target: at least 80%).
 
 Environment: VOXCAST_BENCH_VIEWERS (default 1,10,50), VOXCAST_BENCH_RATE (changes/s, default 20),
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import websockets
 
-from bench.collab_stack import Stack, collab_stack
+from bench.collab_stack import Stack, collab_stack, cpu_seconds
 
 BASE_PIXEL_MM = 1.0
 PIXEL_STEP_MM = 1e-4  # per drag step; a run of up to 10,000 steps stays within 1-2 mm pixels
@@ -141,6 +143,7 @@ async def one_run(
         await asyncio.sleep(0.5)
 
         rendered_before = await asyncio.to_thread(stack.rendered)
+        cpu_before = _cpu(stack)
         sent: dict[int, float] = {}
         for p in people:
             p.measuring = True
@@ -156,6 +159,8 @@ async def one_run(
         for p in people:
             p.measuring = False
         rendered = await asyncio.to_thread(stack.rendered) - rendered_before
+        window = time.perf_counter() - start
+        cpu = {k: (v - cpu_before[k]) / window for k, v in _cpu(stack).items()}
         await presenter.send(type="session.end")
         for task in readers:
             task.cancel()
@@ -172,7 +177,13 @@ async def one_run(
         "p95": ms(95),
         "rendered": rendered,
         "changes": n,
+        "cpu": cpu,
     }
+
+
+def _cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of the render service, each gateway, and this process (the clients)."""
+    return {**{k: cpu_seconds(pid) for k, pid in stack.pids.items()}, "clients": cpu_seconds()}
 
 
 def _login_all(stack: Stack, count: int) -> list[str]:
@@ -205,9 +216,10 @@ def main() -> None:
         )
         print(
             "| viewers | changes/s sent | frames/s per viewer mean (min) | views/s per viewer "
-            "| delay change -> frame p50 / p95 ms | render service frames |"
+            "| delay change -> frame p50 / p95 ms | render service frames "
+            "| CPU cores: render / gateway A / gateway B / clients |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         results = []
         for count in counts:
             r = asyncio.run(
@@ -217,7 +229,8 @@ def main() -> None:
             frames = r["frames_s"]
             print(
                 f"| {count} | {r['change_rate']:.1f} | {frames.mean():.1f} ({frames.min():.1f}) "
-                f"| {r['views_s'].mean():.1f} | {r['p50']:.0f} / {r['p95']:.0f} | {r['rendered']:.0f} |",
+                f"| {r['views_s'].mean():.1f} | {r['p50']:.0f} / {r['p95']:.0f} | {r['rendered']:.0f} "
+                f"| {' / '.join(f'{c:.2f}' for c in r['cpu'].values())} |",
                 flush=True,
             )
     base = results[0]

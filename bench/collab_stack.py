@@ -101,6 +101,17 @@ def _gateway_up(url: str) -> bool:
         return False
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) a process has used so far: a child's from /proc, this one's from
+    os.times()."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Stack:
     gateways: list[str]  # http://127.0.0.1:PORT of gateway A, then B
@@ -110,6 +121,7 @@ class Stack:
     series_uid: str
     center: tuple[float, float, float]
     users: list[str] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)  # "render", "gateway A", "gateway B"
 
     def login(self, gateway: str, user: str) -> str:
         r = httpx.post(gateway + "/api/auth/login", json={"username": user, "password": PASSWORD}, timeout=30)
@@ -192,4 +204,5 @@ def collab_stack(home: str, users: int, backend: str = "numba", study: str = "sm
             series_uid=demo.ct_series_uid,
             center=tuple(float(c) for c in demo.ct.center),
             users=names,
+            pids={"render": render.pid, "gateway A": procs[0].pid, "gateway B": procs[1].pid},
         )
