@@ -41,3 +41,24 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`VOXCAST_{name.upper()}`" not in readme]
     assert not missing, f"settings missing from the README's configuration table: {missing}"
+
+
+def test_cli_output_into_a_closed_pipe_exits_quietly(tmp_path, monkeypatch):
+    """`voxcast ls | head`: when the reader has left, the command ends quietly with status 0."""
+    from voxcast import cli
+
+    class ClosedPipe:
+        def __init__(self, path):
+            self._file = open(path, "w")  # noqa: SIM115 - a stand-in for the pipe's descriptor
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return self._file.fileno()
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe(tmp_path / "stdout"))
+    assert cli.main(["demo", "--out", str(tmp_path / "demo"), "--size", "small"]) == 0
