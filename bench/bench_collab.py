@@ -7,14 +7,16 @@ each join with an invitation (session.invite) and read their WebSocket as fast a
 headers say which rung a frame is but not which view state, so each drag step also nudges the
 plane's pixel size (1 mm + step x 0.1 um), which every frame's header echoes (x2 on a preview).
 Printed per number of viewers:
-- frames/s each viewer receives, every rung (mean over viewers, and the slowest viewer);
+- frames/s each viewer receives, every rung (mean over viewers, and the slowest viewer), and the
+  view states/s of which it got at least one frame (latest wins: a newer state may skip an older);
 - delay from the presenter sending a view state to each viewer's first frame of it (p50/p95
   over all viewers and states);
 - frames the render service rendered in the same run (voxcast_render_frames_total, every rung,
   from its Prometheus endpoint): one viewer's worth, whatever the number of viewers;
 - CPU each process used over the drag (cores busy on average): the render service, gateways A and
   B, and this process, where all the viewers' and the presenter's WebSockets are read.
-and the share of the single-viewer frame rate that the most viewers get (target: at least 80%).
+and then, for each row after the first, its share of the first row's frame rate (target for 50
+viewers against 1: at least 80%) and of its render service frames (target: 1.00x).
 
 Environment: VOXCAST_BENCH_VIEWERS (default 1,10,50), VOXCAST_BENCH_RATE (changes/s, default 20),
 VOXCAST_BENCH_SECONDS (drag time per row, default 6), VOXCAST_BENCH_FRAME (frame side in pixels,
