@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import numpy as np
 import websockets
 
 from voxcast.config import Settings
+from voxcast.testing import free_port
 
 PASSWORD = "bench-password-1"
 SIZE = 512
@@ -80,12 +80,6 @@ class ViewerClient:
         return time.perf_counter()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Services:
     """Catalog and render in child processes (voxcast.gateway.stack), the gateway in a third."""
 
@@ -98,7 +92,7 @@ class Services:
         self.render = start_child("render", self.settings, self.catalog.addr)
         self.study = import_demo(self.settings, self.catalog.addr, size)
         Store.from_settings(self.settings).add_user("bench", PASSWORD, "clinician")
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "VOXCAST_HOME": str(home),

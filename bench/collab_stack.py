@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,24 +15,10 @@ from dataclasses import dataclass, field
 import httpx
 
 from voxcast.config import Settings
+from voxcast.testing import free_port, redis_answers
 
 PASSWORD = "bench-collab-password"
 START_TIMEOUT_S = 180.0  # the render service compiles its kernels before it says SERVING
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _wait(ready, proc: subprocess.Popen | None, what: str, timeout: float = START_TIMEOUT_S) -> None:
@@ -69,7 +54,7 @@ def redis_url():
     if url:
         yield url
         return
-    if _redis_answers(6379):
+    if redis_answers(6379):
         yield "redis://127.0.0.1:6379/0"
         return
     binary = shutil.which("redis-server")
@@ -78,7 +63,7 @@ def redis_url():
     port = free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     with _process(args, os.environ.copy(), "redis-server") as proc:
-        _wait(lambda: _redis_answers(port), proc, "redis-server", 10)
+        _wait(lambda: redis_answers(port), proc, "redis-server", 10)
         yield f"redis://127.0.0.1:{port}/0"
 
 

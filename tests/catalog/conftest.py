@@ -19,6 +19,7 @@ from voxcast.catalog.client import CatalogClient
 from voxcast.catalog.server import create_server
 
 from voxcast.config import get_settings
+from voxcast.testing import free_port
 
 
 @pytest.fixture
@@ -66,12 +67,6 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _pg_bin() -> Path | None:
     candidates = sorted(glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
     if candidates:
@@ -97,7 +92,7 @@ def _start_cluster(tmp: Path):
         tmp = Path(tempfile.mkdtemp(prefix="voxcast-pg-"))
         shutil.chown(tmp, "postgres")
     data = tmp / "pgdata"
-    port = _free_port()
+    port = free_port()
     subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
                    check=True, capture_output=True)  # fmt: skip
     subprocess.run(

@@ -4,13 +4,13 @@ oblique CT volume and a renderer producing a three-rung ladder."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 
 import numpy as np
 from argon2 import PasswordHasher
 
+from voxcast.testing import free_port, redis_answers
 from voxcast.volume import Volume
 
 SECRET = "collab-tests-secret-key-with-32-bytes!"
@@ -33,27 +33,12 @@ def run(coro, timeout: float = 60.0):
     return asyncio.run(bounded())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 class RedisProcess:
     """A redis-server of our own on a free port, without persistence, that tests may kill and restart."""
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -68,7 +53,7 @@ class RedisProcess:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not answers(self.port):
+        while not redis_answers(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.02)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from collabkit import RedisProcess, answers
+from collabkit import RedisProcess
+
+from voxcast.testing import redis_answers
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def own_redis():
 @pytest.fixture(scope="session")
 def redis_url():
     """The Redis on 127.0.0.1:6379 if it answers, else one started for this test run."""
-    if answers(6379):
+    if redis_answers(6379):
         yield "redis://127.0.0.1:6379/0"
         return
     binary = shutil.which("redis-server")

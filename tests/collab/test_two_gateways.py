@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -19,14 +18,9 @@ import websockets
 from collabkit import run
 
 from voxcast.config import Settings
+from voxcast.testing import free_port
 
 PASSWORD = "collab-password-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -45,7 +39,7 @@ def gateways(render_service, redis_url, tmp_path):
         "VOXCAST_REDIS_URL": redis_url,
         "VOXCAST_LOG_LEVEL": "WARNING",
     }
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     serve = [sys.executable, "-m", "voxcast.cli", "serve", "gateway", "--host", "127.0.0.1", "--port"]
     procs = [subprocess.Popen([*serve, str(p)], env=env) for p in ports]
     urls = [f"http://127.0.0.1:{p}" for p in ports]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ from PIL import Image
 from voxcast.render.server_cli import add_serve_parser, remote_volume
 
 from voxcast.cli import VoxcastCliError, main
+from voxcast.testing import free_port
 
 
 def test_serve_render_options():
@@ -54,14 +54,8 @@ def test_remote_errors_are_one_line(start_render):
         remote_volume(f"127.0.0.1:{server.port}", "1.2.3.4")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_render_process_answers_health_and_stops_on_sigterm(catalog, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "VOXCAST_HOME": str(tmp_path / "home"), "VOXCAST_BACKEND": "numpy"}
     command = [
         sys.executable,

@@ -18,6 +18,7 @@ from voxcast.render.server import SERVICE_NAME, create_server
 
 from voxcast.demo import write_demo_study
 from voxcast.grpcio import CHANNEL_OPTIONS
+from voxcast.testing import free_port
 from voxcast.v1 import common_pb2, render_pb2
 
 MODES = ["MPR", "MIP", "MINIP", "AVGIP", "VR"]
@@ -277,7 +278,7 @@ def test_cache_eviction_keeps_bytes_under_the_bound(start_render, catalog, tmp_p
 
 def test_create_server_health_metrics_and_graceful_stop(catalog, demo, render_settings):
     server, port = create_server(
-        render_settings(), 0, catalog.addr, host="127.0.0.1", metrics_port=_free_port()
+        render_settings(), 0, catalog.addr, host="127.0.0.1", metrics_port=free_port()
     )
     server.start()
     assert server.warmed.wait(120)  # create_server warms the backend before reporting SERVING
@@ -308,14 +309,6 @@ def test_create_server_health_metrics_and_graceful_stop(catalog, demo, render_se
         assert done.wait(30)
         with pytest.raises(grpc.RpcError):
             list(stub.Render(request_for(demo.ct, demo.ct_series_uid), timeout=5))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_previews_are_rendered_before_other_views_full_frames(start_render, demo):
