@@ -40,6 +40,13 @@ class Stack:
         headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
+    def share_with_guest(self, client: httpx.Client, study_uid: str) -> tuple[dict, str]:
+        """A 30-minute share link made by `client`, opened by an anonymous guest: (link, guest token)."""
+        link = client.post("/api/shares", json={"study_uid": study_uid, "expires_minutes": 30}).json()
+        with httpx.Client(base_url=self.url) as anonymous:
+            guest = anonymous.post(f"/api/shares/{link['token']}/open", json={}).json()["access_token"]
+        return link, guest
+
 
 class GatewayThread:
     """The gateway app served by uvicorn in a thread, on a free port."""

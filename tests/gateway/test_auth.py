@@ -165,11 +165,7 @@ def test_revoked_link_closes_the_guest_viewer(stack):
     from .conftest import Viewer, ws_connect
 
     with stack.client("doctor") as doctor:
-        link = doctor.post(
-            "/api/shares", json={"study_uid": stack.study.study_uid, "expires_minutes": 30}
-        ).json()
-        with httpx.Client(base_url=stack.url) as anonymous:
-            guest = anonymous.post(f"/api/shares/{link['token']}/open", json={}).json()["access_token"]
+        link, guest = stack.share_with_guest(doctor, stack.study.study_uid)
 
         async def go():
             async with ws_connect(stack, guest) as ws:

@@ -164,11 +164,7 @@ def test_token_in_first_message(stack):
 
 def test_share_link_opens_only_its_study(stack):
     with stack.client("doctor") as client:
-        link = client.post(
-            "/api/shares", json={"study_uid": stack.study.study_uid, "expires_minutes": 30}
-        ).json()
-    with httpx.Client(base_url=stack.url) as anonymous:
-        guest = anonymous.post(f"/api/shares/{link['token']}/open", json={}).json()["access_token"]
+        link, guest = stack.share_with_guest(client, stack.study.study_uid)
 
     async def go():
         async with ws_connect(stack, guest) as ws:
