@@ -180,8 +180,12 @@ def test_a_replica_that_went_away_takes_its_connections_with_it(s):
     s.do(OWNER, {"type": "hand_over", "to": USER})
     other = participant_record("u:dan", "Dan", "user", False, True)
     s.do("u:dan", {"type": "join", "participant": other, "replica": "gw-b"})
+    # A second connection of the guest, through another replica, outlives the first.
+    s.do(GUEST, {"type": "join", "participant": s.state.participant(GUEST), "replica": "gw-b"})
     event = s.do("", {"type": "replica_gone", "replica": REPLICA})
     assert set(event["left"]) == {OWNER, USER, GUEST, ADMIN}
+    # What each of them still has, so a client can show who is gone without the whole state.
+    assert event["online"] == {OWNER: 0, USER: 0, GUEST: 1, ADMIN: 0}
     assert s.state.presenter is None  # the owner went with it
     assert s.state.participant("u:dan")["connections"] == {"gw-b": 1}
     with pytest.raises(InvalidCommand):
@@ -189,6 +193,7 @@ def test_a_replica_that_went_away_takes_its_connections_with_it(s):
     # Dan asks for control of the undriven session and gets it at once.
     assert s.do("u:dan", {"type": "request_control"})["presenter"] == "u:dan"
     # The replica comes back and puts its connections back.
-    s.do("", {"type": "presence", "replica": REPLICA, "counts": {OWNER: 1, USER: 2}})
+    event = s.do("", {"type": "presence", "replica": REPLICA, "counts": {OWNER: 1, USER: 2}})
+    assert (event["participants"], event["online"]) == (sorted([OWNER, USER]), {OWNER: 1, USER: 2})
     public = {p["id"]: p["connections"] for p in s.state.public()["participants"]}
-    assert public == {OWNER: 1, USER: 2, GUEST: 0, ADMIN: 0, "u:dan": 1}
+    assert public == {OWNER: 1, USER: 2, GUEST: 1, ADMIN: 0, "u:dan": 1}

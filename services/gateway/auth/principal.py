@@ -1,5 +1,6 @@
-"""Who is asking, and what they may see: a signed-in user, a guest holding a share link, or the
-local user of an open loopback gateway. Built from a JWT (REST Bearer header or WebSocket)."""
+"""Who is asking, and what they may see: a signed-in user, a guest holding a share link, a guest
+admitted to a shared session by its invitation, or the local user of an open loopback gateway.
+Built from a JWT (REST Bearer header or WebSocket)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class Principal:
     user_id: int | None = None
     share_id: int | None = None
     study_uid: str | None = None  # a guest sees this study only
+    display: str = ""  # what people read: the username, a session guest's own name
+    # A guest admitted to a shared session by its invitation: that session, as this participant.
+    session_id: str | None = None
+    participant_id: str | None = None
 
     @property
     def is_guest(self) -> bool:
@@ -39,7 +44,7 @@ class Principal:
         return {"name": self.name, "role": self.role, "study_uid": self.study_uid}
 
 
-LOCAL_PRINCIPAL = Principal(name=LOCAL, role=Role.ADMIN)
+LOCAL_PRINCIPAL = Principal(name=LOCAL, role=Role.ADMIN, display=LOCAL)
 
 
 class Tokens:
@@ -64,6 +69,20 @@ class Tokens:
         )
         return self._encode({"sub": f"share:{link.id}", "role": GUEST, "study": link.study_uid}, expires)
 
+    def for_session_guest(
+        self, session_id: str, study_uid: str, participant_id: str, name: str, expires_at: float
+    ) -> str:
+        """Access for a guest a session invitation admitted: the session's study only (REST, /ws) and
+        back into that session as the same participant. It never outlives the invitation."""
+        kind, _, ident = participant_id.partition(":")
+        if kind != "g" or not ident:
+            raise ValueError(f"not a guest participant id: {participant_id!r}")
+        expires = min(
+            datetime.now(UTC) + timedelta(minutes=self.minutes), datetime.fromtimestamp(expires_at, UTC)
+        )
+        claims = {"sub": f"guest:{ident}", "role": GUEST, "study": study_uid, "sid": session_id, "name": name}
+        return self._encode(claims, expires)
+
     def principal(self, token: str) -> Principal:
         """The principal of a token; AuthError when it is invalid, expired, or its link is revoked."""
         try:
@@ -75,10 +94,27 @@ class Tokens:
         kind, _, ident = str(claims["sub"]).partition(":")
         if kind == "share" and ident.isdigit():
             link = self._store.live_share(int(ident))
-            return Principal(name=f"share:{link.id}", role=GUEST, share_id=link.id, study_uid=link.study_uid)
+            return Principal(
+                name=f"share:{link.id}",
+                role=GUEST,
+                share_id=link.id,
+                study_uid=link.study_uid,
+                display="Guest",
+            )
+        if kind == "guest" and ident and claims.get("study") and claims.get("sid"):
+            return Principal(
+                name=f"guest:{ident}",
+                role=GUEST,
+                study_uid=str(claims["study"]),
+                display=str(claims.get("name") or "Guest"),
+                session_id=str(claims["sid"]),
+                participant_id=f"g:{ident}",
+            )
         if kind == "user" and ident.isdigit():
             user = self._store.get_user(int(ident))
             if user is None:
                 raise AuthError("user no longer exists")
-            return Principal(name=f"user:{user.username}", role=user.role, user_id=user.id)
+            return Principal(
+                name=f"user:{user.username}", role=user.role, user_id=user.id, display=user.username
+            )
         raise AuthError("invalid token")

@@ -24,7 +24,7 @@ from .fanout import FrameCodec, Renderer
 from .invites import Grant, InviteCodec
 from .participant import Identity, Participant
 from .room import Room
-from .state import SessionState, new_session_fields, participant_record
+from .state import MAX_INVITE_FAILURES, SessionState, new_session_fields, participant_record
 
 log = logging.getLogger(__name__)
 
@@ -176,29 +176,61 @@ class SessionHub:
         finally:
             await room._close_if_empty()
 
-    async def redeem(self, token: str, *, pin: str | None = None, user: Identity | None = None) -> Grant:
-        """Check an invitation (and the guest's PIN) and admit its holder. A user invitation needs a
-        signed-in `user`; a guest one gives a fresh guest participant id."""
+    async def redeem(
+        self,
+        token: str,
+        *,
+        pin: str | None = None,
+        user: Identity | None = None,
+        guest_of: str | None = None,
+    ) -> Grant:
+        """Check an invitation (and the PIN of a guest one) and admit its holder.
+
+        A signed-in `user` is admitted as themselves (to a guest invitation too, given its PIN).
+        `guest_of` is the study of a guest who already holds access to one (a share link): the
+        invitation must be for that study, and admits them as a guest, in control only if granted.
+        Anyone else needs a guest invitation and its PIN, and gets a fresh guest participant id."""
         claims = self.invites.decode(token)
+        if guest_of is not None and claims.study_uid != guest_of:
+            raise PermissionDenied(
+                "this invitation is for another study than the one your link opens", field="token"
+            )
         state = await self.state(claims.session_id)
         if state.ended:
             raise SessionEnded("the session has ended")
         record = state.invitation(claims.jti)
-        if record is None or record["revoked"] or state.study_uid != claims.study_uid:
+        if record is None or state.study_uid != claims.study_uid:
             raise PermissionDenied("this invitation is no longer valid", field="token")
-        if claims.kind == "user":
-            if user is None or user.kind != "user":
-                raise PermissionDenied("this invitation is for signed-in users", field="token")
-            return Grant(claims.session_id, claims.study_uid, "user", user.participant_id, True)
-        if not await asyncio.to_thread(self.invites.pin_matches, record, pin):
-            room = await self._room(claims.session_id)
-            try:
-                await room.submit("", {"type": "invite_failure", "jti": claims.jti})
-            finally:
-                await room._close_if_empty()
-            raise PermissionDenied("wrong PIN", field="pin")
+        if record["revoked"]:
+            message = f"revoked after {MAX_INVITE_FAILURES} wrong PINs; ask for a new one"
+            raise PermissionDenied(f"this invitation is no longer valid: {message}", field="token")
+        signed_in = user is not None and user.kind == "user"
+        if claims.kind == "user" and not signed_in and guest_of is None:
+            raise PermissionDenied("this invitation is for signed-in users", field="token")
+        if claims.kind == "guest" and not await asyncio.to_thread(self.invites.pin_matches, record, pin):
+            await self._wrong_pin(claims.session_id, claims.jti)
+        if signed_in:
+            return Grant(
+                claims.session_id, claims.study_uid, "user", user.participant_id, True, claims.expires_at
+            )
+        may_control = record["may_control"] and claims.kind == "guest"
         guest_id = f"g:{uuid.uuid4().hex[:16]}"
-        return Grant(claims.session_id, claims.study_uid, "guest", guest_id, record["may_control"])
+        return Grant(claims.session_id, claims.study_uid, "guest", guest_id, may_control, claims.expires_at)
+
+    async def _wrong_pin(self, session_id: str, jti: str) -> None:
+        """Count a wrong PIN on the invitation (revoked after a few) and refuse, saying how many
+        tries are left."""
+        room = await self._room(session_id)
+        try:
+            await room.submit("", {"type": "invite_failure", "jti": jti})
+            record = room.state.invitation(jti) or {"failures": MAX_INVITE_FAILURES, "revoked": True}
+        finally:
+            await room._close_if_empty()
+        if record["revoked"]:
+            message = f"after {MAX_INVITE_FAILURES} wrong PINs the invitation is revoked; ask for a new one"
+            raise PermissionDenied(f"wrong PIN: {message}", field="pin")
+        left = MAX_INVITE_FAILURES - record["failures"]
+        raise PermissionDenied(f"wrong PIN ({left} {'try' if left == 1 else 'tries'} left)", field="pin")
 
     async def join(self, session_id: str, identity: Identity, grant: Grant | None = None) -> Participant:
         """Connect `identity` to the session. Allowed for its owner, admins, anyone already admitted

@@ -36,6 +36,7 @@ class Grant:
     kind: Kind
     participant_id: str
     may_control: bool = False
+    expires_at: float | None = None  # when the invitation it came from expires (seconds since the epoch)
 
     def allows_study(self, study_uid: str) -> bool:
         """A guest sees only the session's study (the gateway checks its REST routes with this)."""
@@ -48,6 +49,7 @@ class InviteClaims:
     study_uid: str
     kind: Kind
     jti: str
+    expires_at: float
 
 
 class InviteCodec:
@@ -112,7 +114,9 @@ class InviteCodec:
             raise PermissionDenied(f"not a valid invitation: {exc}", field="token") from None
         if claims["kind"] not in ("user", "guest"):
             raise PermissionDenied("not a valid invitation: unknown kind", field="token")
-        return InviteClaims(claims["sid"], claims["study"], claims["kind"], claims["jti"])
+        return InviteClaims(
+            claims["sid"], claims["study"], claims["kind"], claims["jti"], float(claims["exp"])
+        )
 
     def pin_matches(self, record: dict, pin: str | None) -> bool:
         if record.get("pin_hash") is None:

@@ -92,6 +92,9 @@ class Participant:
     frames: LatestFrames = field(default_factory=LatestFrames)
     connection_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     closed: bool = False
+    # Added to this connection's state messages: what the gateway hands the person who connected
+    # (a guest's access to the session's study).
+    greeting: dict = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -102,13 +105,13 @@ class Participant:
         return self.room.session_id
 
     async def receive(self) -> dict:
-        """The next message for this connection: {"type": "state", ...} first (and after a resync or
-        a backlog overflow), then events in sequence order, each with its "seq". After the
-        "ended" event, raises SessionEnded."""
+        """The next message for this connection: {"type": "state", "you": <its participant id>, ...}
+        first (and after a resync or a backlog overflow), then events in sequence order, each with
+        its "seq". After the "ended" event, raises SessionEnded."""
         await self.outbox.wait()
         if self.outbox.needs_state:
             self.outbox.needs_state = False
-            return self.room.state_message()
+            return {**self.room.state_message(), "you": self.id, **self.greeting}
         event = self.outbox.pop()
         if event is None:
             raise SessionEnded(self.outbox.closed_reason or "left the session")

@@ -15,7 +15,7 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from voxcast.gateway.auth.principal import LOCAL_PRINCIPAL
+from voxcast.gateway.auth.principal import GUEST, LOCAL_PRINCIPAL
 from voxcast.gateway.auth.store import AuthError
 from voxcast.gateway.errors import WS_1008_POLICY_VIOLATION, WS_4401_UNAUTHORIZED
 from voxcast.gateway.ws.sender import pack_frame
@@ -23,7 +23,7 @@ from voxcast.gateway.ws.sender import pack_frame
 from voxcast.v1 import catalog_pb2, render_pb2
 
 from .connection import SessionConnection, outgoing
-from .errors import CollabError
+from .errors import CollabError, PermissionDenied
 from .hub import SessionHub
 from .participant import Identity
 from .rendering import FRAME_CODEC, request_renderer
@@ -66,24 +66,40 @@ def frame_packet(viewport_id: str, frame: render_pb2.Frame) -> bytes:
 
 
 async def _identity(websocket: WebSocket, hub: SessionHub):
-    """(identity, grant) of the caller, or None after closing the socket."""
+    """(identity, grant, greeting) of the caller, or None after closing the socket. The greeting
+    goes into the caller's session.state: for a guest an invitation admitted, their access token."""
     gateway, params = websocket.app.state.gateway, websocket.query_params
-    token, invite = params.get("token"), params.get("invite")
+    token, invite, pin = params.get("token"), params.get("invite"), params.get("pin")
     if not token and invite and not gateway.open_access:
-        grant = await hub.redeem(invite, pin=params.get("pin"))
-        return Identity.guest(grant, params.get("name", "")), grant
+        return _guest(gateway, await hub.redeem(invite, pin=pin), params.get("name", ""))
     try:
         principal = LOCAL_PRINCIPAL if gateway.open_access else gateway.tokens.principal(token or "")
     except AuthError as exc:
         await websocket.close(WS_4401_UNAUTHORIZED, str(exc))
         return None
     if principal.is_guest:
-        await websocket.close(WS_1008_POLICY_VIOLATION, "a share link joins a session with its invitation")
-        return None
+        if invite:
+            # A share link's guest (or a session's) may take an invitation into their own study.
+            grant = await hub.redeem(invite, pin=pin, guest_of=principal.study_uid)
+            return _guest(gateway, grant, params.get("name", "") or principal.display)
+        if principal.session_id is None or principal.session_id != params.get("session"):
+            raise PermissionDenied("a guest joins a session with its invitation", field="invite")
+        return Identity(principal.participant_id, principal.display, "guest"), None, {}
     who = str(principal.user_id) if principal.user_id is not None else principal.name
-    identity = Identity.user(who, principal.name, admin=principal.is_admin)
-    grant = await hub.redeem(invite, user=identity) if invite else None
-    return identity, grant
+    identity = Identity.user(who, principal.display or principal.name, admin=principal.is_admin)
+    grant = await hub.redeem(invite, pin=pin, user=identity) if invite else None
+    return identity, grant, {}
+
+
+def _guest(gateway, grant, name: str):
+    """A guest an invitation admitted, with their access token to the session's study and back
+    into the session (it expires with the invitation)."""
+    identity = Identity.guest(grant, " ".join(name.split())[:80])
+    token = gateway.tokens.for_session_guest(
+        grant.session_id, grant.study_uid, identity.participant_id, identity.name, grant.expires_at
+    )
+    user = {"name": identity.name, "role": GUEST, "study_uid": grant.study_uid}
+    return identity, grant, {"access": {"token": token, "user": user}}
 
 
 @router.websocket("/ws/session")
@@ -95,7 +111,7 @@ async def session_socket(websocket: WebSocket) -> None:
         admitted = await _identity(websocket, hub)
         if admitted is None:
             return
-        identity, grant = admitted
+        identity, grant, greeting = admitted
         session_id = params.get("session")
         if not session_id:
             study = params.get("study", "")
@@ -103,6 +119,7 @@ async def session_socket(websocket: WebSocket) -> None:
             series = [s.series_uid for s in listed.series if s.is_volume]
             session_id = await hub.create_session(identity, study, series)
         participant = await hub.join(session_id, identity, grant)
+        participant.greeting = greeting
     except CollabError as exc:
         await websocket.send_json(outgoing(exc.to_message()))
         await websocket.close(WS_1008_POLICY_VIOLATION, exc.message[:120])

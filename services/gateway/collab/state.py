@@ -417,7 +417,8 @@ def _leave(state, me, command, seq):
 
 def _presence(state, me, command, seq):
     """Set how many connections a replica holds for each participant (after that replica was out of
-    touch with the bus long enough to be counted as gone)."""
+    touch with the bus long enough to be counted as gone). The event's `online` says how many each
+    of them has now, over all replicas."""
     replica, counts = command["replica"], command["counts"]
     records = {}
     for pid, n in counts.items():
@@ -427,11 +428,13 @@ def _presence(state, me, command, seq):
             records[pid] = {**p, "connections": _connections(p, replica, n - held)}
     if not records:
         raise InvalidCommand("presence already up to date", field="counts")
-    return _gone(state, records, _event("presence", me, participants=sorted(records)))
+    online_now = {pid: online(r) for pid, r in records.items()}
+    return _gone(state, records, _event("presence", me, participants=sorted(records), online=online_now))
 
 
 def _replica_gone(state, me, command, seq):
-    """A gateway replica stopped answering: the connections it held are gone."""
+    """A gateway replica stopped answering: the connections it held are gone (`online`: how many
+    each of those participants still has, through other replicas)."""
     replica = command["replica"]
     records = {
         p["id"]: {**p, "connections": _connections(p, replica, -p["connections"][replica])}
@@ -440,7 +443,9 @@ def _replica_gone(state, me, command, seq):
     }
     if not records:
         raise InvalidCommand(f"replica {replica} holds no connections here", field="replica")
-    return _gone(state, records, _event("replica_gone", me, replica=replica, left=sorted(records)))
+    online_now = {pid: online(r) for pid, r in records.items()}
+    event = _event("replica_gone", me, replica=replica, left=sorted(records), online=online_now)
+    return _gone(state, records, event)
 
 
 def _invite(state, me, command, seq):
