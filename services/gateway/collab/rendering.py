@@ -6,11 +6,19 @@ viewport and gateway replica, so a newer state from this gateway cancels its old
 service too (latest wins) without cancelling another replica's stream, which may be a step behind;
 identical requests from several replicas are still rendered once there (coalescing ignores the
 viewport). Session frames always settle lossless: a tumor board reads diagnostic images.
+
+The renderer yields each frame already packed for the WebSocket (a Packet), once per gateway: every
+follower in this gateway is sent the same bytes, so a frame costs one header and one copy however
+many people watch it.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from functools import cached_property
+
+from voxcast.gateway.ws.sender import pack_frame, unpack_frame
 
 from voxcast.v1 import common_pb2, render_pb2, render_pb2_grpc
 
@@ -78,18 +86,45 @@ def to_render_request(
     return request
 
 
+@dataclass(frozen=True)
+class Packet:
+    """A session viewport's frame as sent on the WebSocket: packed like /ws frames (4-byte header
+    length, JSON header, image bytes) with {"session": true, "viewport": id, ...} in the header."""
+
+    data: bytes
+
+    @cached_property
+    def header(self) -> dict:
+        return unpack_frame(self.data)[0]
+
+
+def frame_packet(viewport_id: str, frame: render_pb2.Frame) -> Packet:
+    header = {
+        "session": True,
+        "viewport": viewport_id,
+        "rung": render_pb2.Rung.Name(frame.rung).lower(),
+        "width": frame.width,
+        "height": frame.height,
+        "encoding": frame.encoding,
+        "sequence": frame.sequence,
+        "labels": {k: getattr(frame.labels, k) for k in ("top", "bottom", "left", "right")},
+        "pixel_mm": frame.pixel_mm,
+    }
+    return Packet(pack_frame(header, frame.data))
+
+
 def request_renderer(render_call) -> Renderer:
     """A Renderer over any call taking a RenderRequest and giving its frames as an async iterator:
     the gateway's render pool (`Backends.render.render`) or a stub's `Render`. One per gateway
-    process. Closing the stream, as a newer view state does, cancels the call, and the render
-    service drops the stale view."""
+    process; it yields Packets. Closing the stream, as a newer view state does, cancels the call,
+    and the render service drops the stale view."""
     caller = uuid.uuid4().hex[:8]
 
     async def render(session_id: str, viewport_id: str, state: dict):
         call = render_call(to_render_request(session_id, viewport_id, state, caller))
         try:
             async for frame in call:
-                yield frame
+                yield frame_packet(viewport_id, frame)
         finally:
             if hasattr(call, "cancel"):
                 call.cancel()  # a gRPC call
@@ -104,5 +139,5 @@ def grpc_renderer(stub: render_pb2_grpc.RenderServiceStub) -> Renderer:
     return request_renderer(stub.Render)
 
 
-# Settled frames cross replicas as the render service sent them.
-FRAME_CODEC = FrameCodec(encode=lambda frame: frame.SerializeToString(), decode=render_pb2.Frame.FromString)
+# Settled frames cross replicas as the packets their followers are sent.
+FRAME_CODEC = FrameCodec(encode=lambda packet: packet.data, decode=Packet)

@@ -18,9 +18,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from voxcast.gateway.auth.principal import GUEST, LOCAL_PRINCIPAL
 from voxcast.gateway.auth.store import AuthError
 from voxcast.gateway.errors import WS_1008_POLICY_VIOLATION, WS_4401_UNAUTHORIZED
-from voxcast.gateway.ws.sender import pack_frame
 
-from voxcast.v1 import catalog_pb2, render_pb2
+from voxcast.v1 import catalog_pb2
 
 from .connection import SessionConnection, outgoing
 from .errors import CollabError, PermissionDenied
@@ -48,21 +47,6 @@ async def hub_for(app) -> SessionHub:
             )
             app.state.sessions = hub
         return hub
-
-
-def frame_packet(viewport_id: str, frame: render_pb2.Frame) -> bytes:
-    header = {
-        "session": True,
-        "viewport": viewport_id,
-        "rung": render_pb2.Rung.Name(frame.rung).lower(),
-        "width": frame.width,
-        "height": frame.height,
-        "encoding": frame.encoding,
-        "sequence": frame.sequence,
-        "labels": {k: getattr(frame.labels, k) for k in ("top", "bottom", "left", "right")},
-        "pixel_mm": frame.pixel_mm,
-    }
-    return pack_frame(header, frame.data)
 
 
 async def _identity(websocket: WebSocket, hub: SessionHub):
@@ -125,8 +109,8 @@ async def session_socket(websocket: WebSocket) -> None:
         await websocket.close(WS_1008_POLICY_VIOLATION, exc.message[:120])
         return
 
-    async def send_frame(viewport_id: str, frame) -> None:
-        await websocket.send_bytes(frame_packet(viewport_id, frame))
+    async def send_frame(viewport_id: str, packet) -> None:
+        await websocket.send_bytes(packet.data)
 
     connection = SessionConnection(participant, websocket.send_json, send_frame)
     try:
