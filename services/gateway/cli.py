@@ -37,13 +37,14 @@ def register(commands, serve_commands) -> None:
 
 def _serve(args) -> int:
     import uvicorn
-    from voxcast.gateway.app import create_app
+    from voxcast.gateway.app import create_app, server_config
 
     from voxcast.config import get_settings
 
     settings = get_settings()
     port = settings.gateway_port if args.port is None else args.port
-    uvicorn.run(create_app(settings), host=args.host, port=port, log_level=settings.log_level.lower())
+    app = create_app(settings)
+    uvicorn.Server(server_config(app, host=args.host, port=port, log_level=settings.log_level.lower())).run()
     return 0
 
 

@@ -133,7 +133,7 @@ def run_up(
     settings: Settings, *, port: int, host: str, demo: bool, demo_size: str, open_loopback: bool
 ) -> int:
     import uvicorn
-    from voxcast.gateway.app import create_app
+    from voxcast.gateway.app import create_app, server_config
 
     if open_loopback and host not in (LOOPBACK, "localhost", "::1"):
         raise ValueError("--open-loopback runs without sign-in and so listens on 127.0.0.1 only")
@@ -166,7 +166,7 @@ def run_up(
         # uvicorn re-raises SIGTERM once it has shut down; exiting through SystemExit lets the
         # `finally` below stop the catalog and render processes.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.Server(server_config(app, host=host, port=port, log_level=settings.log_level.lower())).run()
     finally:
         stop_children(children)
     return 0

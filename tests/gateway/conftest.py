@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 import websockets
+from voxcast.gateway.app import server_config
 
 from voxcast.config import Settings
 
@@ -52,9 +53,7 @@ class GatewayThread:
     """The gateway app served by uvicorn in a thread, on a free port."""
 
     def __init__(self, app) -> None:
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        )
+        self.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, name="gateway", daemon=True)
 
     def start(self) -> str:
