@@ -179,3 +179,143 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         follower.wait_for_selector(".card.error:has-text('invitation')", timeout=30_000)
         browser.close()
     assert problems == [], problems
+
+
+def _click_at(page, dx: float, dy: float) -> None:
+    """A click on the axial view, (dx, dy) pixels from its centre."""
+    box = page.locator(AXIAL).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy)
+
+
+def _annotations(page) -> list[dict]:
+    """The annotations the axial view draws, as it lists them: [{id, kind, label}]."""
+    return page.eval_on_selector(AXIAL, "e => JSON.parse(e.dataset.annotations || '[]')")
+
+
+def _wait_annotations(page, predicate_js: str, what: str) -> None:
+    try:
+        page.wait_for_function(
+            f"""() => {{ const e = document.querySelector('{AXIAL}');
+                const list = JSON.parse((e && e.dataset.annotations) || '[]');
+                return ({predicate_js})(list); }}""",
+            timeout=30_000,
+        )
+    except Exception as exc:  # noqa: BLE001 - say what is drawn
+        raise AssertionError(f"{what}: the axial view draws {_annotations(page)}") from exc
+
+
+def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - the imported fixture
+    """A guest without an account joins with the invitation's PIN (a wrong one first); the presenter's
+    ellipse ROI and text arrow reach the guest with the server's measurement; a deleted annotation
+    goes for everyone; the owner reloads the page and is back in the session, driving."""
+    from playwright.sync_api import sync_playwright
+
+    url, password = stack_up
+    problems: list[str] = []
+
+    def watch(browser, who):
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        page.on("console", lambda m: problems.append(f"{who}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"{who}: {e}"))
+        return page
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(_chromium()), args=BROWSER_ARGS)
+        owner = watch(browser, "owner")
+        owner.goto(url + "/")
+        _sign_in(owner, "admin", password)
+        owner.click("tr[data-study]")
+        owner.click(".series-card[data-modality=CT]")
+        owner.wait_for_selector(f"{AXIAL}[data-rung=lossless]", timeout=120_000)
+        owner.click("text=Start session")
+        owner.wait_for_selector(".session-panel .invite-link[data-kind=user]", timeout=30_000)
+        session_url = owner.url
+        assert "#session=" in session_url and "&study=" in session_url, session_url
+
+        # A window drag reads in whole numbers.
+        box = owner.locator(AXIAL).bounding_box()
+        owner.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        owner.mouse.down()
+        for step in range(1, 6):
+            owner.mouse.move(box["x"] + box["width"] / 2 + 7 * step, box["y"] + box["height"] / 2 + 3 * step)
+            owner.wait_for_timeout(40)
+        owner.mouse.up()
+        owner.wait_for_function(
+            f"() => /^W -?\\d+ L -?\\d+ ·/.test(document.querySelector('{AXIAL} .info-br').textContent)",
+            timeout=30_000,
+        )
+
+        # A guest invitation with a PIN; the guest opens it in a browser of their own.
+        owner.click(".session-panel button:has-text('Invite guest')")
+        owner.fill(".session-panel input.guest-pin", "2468")
+        owner.click(".session-panel button:has-text('Create guest link')")
+        box = owner.wait_for_selector(
+            ".session-panel .invitation:has(.invite-link[data-kind=guest])", timeout=30_000
+        )
+        assert "PIN 2468" in box.text_content()
+        link = owner.locator(".session-panel .invite-link[data-kind=guest]").text_content()
+        guest = watch(browser, "guest")
+        guest.goto(link)
+        guest.fill("input[name=name]", "Dr Visitor")
+        guest.fill("input[name=pin]", "1111")
+        guest.click("button[type=submit]")
+        guest.wait_for_selector(".card .error:has-text('wrong PIN (4 tries left)')", timeout=30_000)
+        guest.fill("input[name=pin]", "2468")
+        guest.click("button[type=submit]")
+        guest.wait_for_selector(f"{AXIAL}[data-session-sequence]", timeout=120_000)
+        assert guest.eval_on_selector(AXIAL, PIXEL_STATS)["std"] > 5, "the guest's axial view is blank"
+        guest.wait_for_selector(".session-panel li.presenter:has-text('admin')", timeout=30_000)
+        assert "you" in guest.locator(".participants li:has-text('Dr Visitor')").text_content()
+        assert guest.locator("#whoami").text_content() == "Dr Visitor (guest)"
+        owner.wait_for_selector(".session-panel li:has-text('Dr Visitor (guest)')", timeout=30_000)
+        # Nothing to hand out from a guest's viewer.
+        assert guest.locator("text=Start session").count() == 0 and guest.locator("text=Share…").count() == 0
+
+        # The owner scrolls, draws an ellipse ROI (corner to corner) and a text arrow (tip, tail).
+        expected = _scroll(owner, 3)
+        _wait_label(guest, expected, "the guest did not follow the owner's scroll")
+        owner.click(".session-panel button:has-text('Ellipse')")
+        _click_at(owner, -40, -30)
+        _click_at(owner, 40, 30)
+        owner.click(".session-panel button:has-text('Arrow')")
+        owner.fill(".session-panel input.arrow-text", "look here")
+        _click_at(owner, 0, 0)
+        _click_at(owner, 70, -50)
+        owner.click(".session-panel button:has-text('Arrow')")  # the tool is put down
+        for page in (guest, owner):
+            _wait_annotations(
+                page,
+                "l => l.some(a => a.kind === 'ellipse' && /^mean -?\\d+\\.\\d ± \\d+\\.\\d HU/.test(a.label))"
+                " && l.some(a => a.kind === 'arrow' && a.label === 'look here')",
+                "the ellipse and the arrow did not reach everyone",
+            )
+        ellipse = next(a for a in _annotations(guest) if a["kind"] == "ellipse")
+        assert (
+            guest.locator(f".session-panel li[data-annotation='{ellipse['id']}']")
+            .text_content()
+            .startswith("Ellipse · mean")
+        )
+        # A guest may delete only their own annotations; the owner deletes the arrow for everyone.
+        assert guest.locator(".session-panel .delete-annotation").count() == 0
+        owner.click(".session-panel li[data-kind=arrow] .delete-annotation")
+        for page in (guest, owner):
+            _wait_annotations(
+                page,
+                "l => l.length === 1 && l[0].kind === 'ellipse'",
+                "the deleted arrow is still drawn",
+            )
+        ARTIFACTS.mkdir(exist_ok=True)
+        guest.screenshot(path=str(ARTIFACTS / "session-guest.png"))
+
+        # The owner reloads the page: back in the session, presenting the view it had.
+        owner.reload()
+        owner.wait_for_selector(".session-panel li.presenter:has-text('admin')", timeout=60_000)
+        assert owner.url == session_url
+        assert "you" in owner.locator(".participants li:has-text('admin')").text_content()
+        _wait_label(owner, expected, "the owner's view after the reload is not the session's")
+        _wait_annotations(owner, "l => l.length === 1", "the ellipse is not drawn after the reload")
+        guest.wait_for_selector(".participants li:has-text('admin'):not(.gone)", timeout=30_000)
+        expected = _scroll(owner, 2)
+        _wait_label(guest, expected, "the guest did not follow the reloaded owner's scroll")
+        browser.close()
+    assert problems == [], problems

@@ -1,7 +1,8 @@
 // Routes (in the URL fragment): #/signin, #/studies, #/study/<uid>, #/view/<study>/<series>, #/share/<token>,
-// and #session=<id>&invite=<token> (join a shared session; signed-in users).
+// #session=<id>&invite=<token> (join a shared session: signed-in users, or guests with the
+// invitation's PIN) and #session=<id>&study=<uid> (back into a session joined before, after a reload).
 import { ApiError, api, session } from "./api.js";
-import { parseInvite } from "./session.js";
+import { admit, parseInvite } from "./session.js";
 import { renderSeries, renderStudies } from "./studies.js";
 import { Viewer } from "./viewer.js";
 
@@ -31,6 +32,8 @@ function form(title, fields, submitText, onSubmit) {
     Object.assign(input, { name, type, placeholder: label, required: type !== "password-optional" });
     if (type === "password-optional") input.type = "password";
     input.autocomplete = type === "password" ? "current-password" : "username";
+    if (type === "pin") Object.assign(input, { type: "password", inputMode: "numeric", autocomplete: "off" });
+    if (name === "name") input.autocomplete = "name";
     inputs[name] = input;
     card.append(input);
   }
@@ -75,7 +78,7 @@ async function openShare(token) {
     if (info.pin_required) form("Shared study", [["pin", "password-optional", "PIN"]], "Open", (v) => open(v.pin));
     else await open(null);
   } catch (err) {
-    app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
+    showError(err);
   }
 }
 
@@ -93,12 +96,36 @@ async function openViewer(study, series, all, join = null) {
   });
 }
 
-async function joinSession(invite) {
+async function joinSession(invite, admitted = null) {
   if (!invite.study) throw new Error("this invitation link is damaged");
   const all = await api(`/api/studies/${invite.study}/series`);
   const series = defaultSeries(all);
   if (!series) throw new Error("the session's study has no volume to show");
-  return openViewer(invite.study, series, all, invite);
+  return openViewer(invite.study, series, all, { ...invite, admitted });
+}
+
+function showError(err) {
+  app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
+}
+
+// A guest invitation: the PIN (and a name, for someone without an account), checked by the gateway
+// as it admits them; a wrong one is said in the form, which stays for another try.
+function guestJoin(invite) {
+  if (!invite.study) return showError(new Error("this invitation link is damaged"));
+  const signedIn = session.user && session.user.role !== "guest";  // named by their account
+  const fields = signedIn ? [] : [["name", "text", "your name"]];
+  form("Join a shared session", [...fields, ["pin", "pin", "PIN"]], "Join", async (v) => {
+    const admitted = await admit({ session: invite.session, invite: invite.invite, pin: v.pin, name: v.name });
+    const { access } = admitted.first;
+    if (access) session.set(access.token, access.user);  // a guest sees the study with this token
+    showUser();
+    try {
+      await joinSession(invite, admitted);
+    } catch (err) {
+      admitted.ws.close(1000);
+      throw err;
+    }
+  });
 }
 
 function unauthorized() {
@@ -110,6 +137,9 @@ async function route() {
   viewer?.destroy();
   viewer = null;
   const invite = parseInvite(location.hash);
+  const guestInvite = invite?.invite && invite.kind === "guest";
+  // A guest invitation needs no account; any other session link, a signed-in user.
+  if (guestInvite && !session.token && !session.user) return guestJoin(invite);
   if (invite && !session.token && !session.user) sessionStorage.setItem(JOIN, location.hash);
   const [, page, a, b] = location.hash.split("/");
   if (page === "share" && a) return openShare(a);
@@ -125,10 +155,11 @@ async function route() {
   showUser();
   const guestStudy = session.user?.role === "guest" ? session.user.study_uid : null;
   if (page === "signin") return signIn();
+  if (guestInvite) return guestJoin(invite);
   if (invite) {
     return joinSession(invite).catch((err) => {
       if (err.status === 401) return unauthorized();
-      app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
+      showError(err);
     });
   }
   if (page === "study" && a) {

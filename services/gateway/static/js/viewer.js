@@ -31,7 +31,7 @@ export class Viewer {
     this.shared = null;
     this.pointerOn = false;   // the pointer toggle
     this.pointerHeld = false; // the P key
-    this.tool = null;         // "line" while measuring
+    this.tool = null;         // the annotation tool in use: "line", "ellipse" or "arrow"
     this.viewports = new Map();
     this.crosshair = null;
     this.fusion = { on: false, opacity: 0.5, colormap: "hot-iron" };
@@ -106,7 +106,7 @@ export class Viewer {
       for (const vp of this.viewports.values()) vp.reopen();  // reconnected
     } else {
       this.setLayout("2x2");
-      if (this.join) this.openSession({ sessionId: this.join.session, invite: this.join.invite });
+      if (this.join) this.openSession({ sessionId: this.join.session, invite: this.join.invite, admitted: this.join.admitted });
     }
   }
 
@@ -122,7 +122,7 @@ export class Viewer {
     this.shared = new SharedSession(this, how);
     // The owner asks for an invitation link as soon as the socket is open.
     const shared = this.shared;
-    if (how.study) shared.ws.addEventListener("open", () => shared.send("invite", { kind: "user" }), { once: true });
+    if (how.study) shared.ws.addEventListener("open", () => shared.invite("user"), { once: true });
     this.body.append(this.shared.panel);
     this.onSessionChanged();
   }
@@ -175,10 +175,11 @@ export class Viewer {
     this.pointerAt = null;
   }
 
-  toggleMeasure() {
-    this.tool = this.tool === "line" ? null : "line";
+  // Pick an annotation tool, or put it down when it is the one in use.
+  setTool(kind) {
+    this.tool = this.tool === kind ? null : kind;
     this.shared?.render();
-    for (const vp of this.viewports.values()) vp.lineStart = null;
+    for (const vp of this.viewports.values()) vp.draft = null;
     this.drawOverlays();
   }
 

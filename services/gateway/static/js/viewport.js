@@ -1,7 +1,7 @@
 // One viewport: a canvas showing the newest frame, overlays, a mode menu, and mouse/touch input
 // turned into view-change messages (at most one per animation frame; the server keeps the newest).
 
-import { viewGeometry } from "./session.js";
+import { annotationLabel, viewGeometry } from "./session.js";
 
 export const MODES = [
   ["mpr", "MPR"], ["mip", "MIP"], ["minip", "MinIP"], ["avgip", "AvgIP"], ["vr", "3D"],
@@ -135,6 +135,10 @@ export class Viewport {
 
   onOpened(event) {
     this.series = event.series;
+    const resume = this.resumeView;
+    this.resumeView = null;
+    // Resuming a session's view: the state of the move (not this one) is the one to publish.
+    if (resume) { this.state = event.state; this.moveTo(resume); return; }
     this.onState(event.state);
     if (this.mirrorView) this.mirror(this.mirrorView);  // the session's view arrived first
   }
@@ -194,9 +198,21 @@ export class Viewport {
   mirror(view) {
     this.mirrorView = view;
     if (!this.state) return;
+    if (this.moveTo(view)) this.state = { ...this.state, ...mirroredFields(view) };
+  }
+
+  // Take the session's view `view` as this viewer's own, to drive on from there (a presenter back
+  // after a reload); before this viewport opened, once it has.
+  adopt(view) {
+    if (this.state) this.moveTo(view);
+    else this.resumeView = view;
+  }
+
+  // Move the local view to a session's view; false when that means opening another series.
+  moveTo(view) {
     if (view.series_uid !== this.seriesUid) {
       this.open(view.series_uid, { mode: view.mode, center: viewGeometry(view).center });
-      return;
+      return false;
     }
     const changes = {};
     if (view.mode !== this.mode) {
@@ -210,8 +226,8 @@ export class Viewport {
     if (view.window_width > 0) changes.window = { center: view.window_center, width: view.window_width };
     else if (view.preset) changes.preset = view.preset;
     Object.assign(changes, { invert: view.invert, slab_mm: view.slab_mm });
-    this.state = { ...this.state, ...mirroredFields(view) };
     this.send(changes);
+    return true;
   }
 
   // Back to this viewer's own frames (detached, presenting, or the session is over).
@@ -235,7 +251,8 @@ export class Viewport {
     this.infoLeft.textContent = `${label}${where}`;
     const [wc, ww] = this.window();
     const zoom = f ? ` · ${(1 / s.pixel_mm).toFixed(2)} px/mm` : "";
-    this.infoRight.textContent = s.mode === "vr" ? (s.preset || "default") : `W ${fmt(ww)} L ${fmt(wc)}${zoom}`;
+    const wl = this.series?.modality === "PT" ? suv : Math.round;
+    this.infoRight.textContent = s.mode === "vr" ? (s.preset || "default") : `W ${wl(ww)} L ${wl(wc)}${zoom}`;
   }
 
   window() {
@@ -293,32 +310,34 @@ export class Viewport {
     this.drawShared(ctx);
   }
 
-  // A shared session's line measurements and the other participants' pointers.
+  // A shared session's annotations and the other participants' pointers.
   drawShared(ctx) {
     const shared = this.viewer.shared;
     if (!shared) return;
-    // Also in the DOM, for assistive technology and tests: who points here, what is measured.
-    const pointers = shared.pointersOn(this.id), measured = shared.annotationsOn(this.id).filter((a) => a.kind === "line");
-    this.element.dataset.pointers = pointers.map((p) => p.name.replace(/^user:/, "")).join(",");
-    this.element.dataset.measurements = measured.map((a) => a.measurement?.length_mm?.toFixed(1) ?? "").join(",");
+    const pointers = shared.pointersOn(this.id), annotations = shared.annotationsOn(this.id);
+    // Also in the DOM, for assistive technology and tests: who points here, what is drawn and measured.
+    this.element.dataset.pointers = pointers.map((p) => p.name).join(",");
+    this.element.dataset.measurements = annotations.filter((a) => a.kind === "line")
+      .map((a) => a.measurement?.length_mm?.toFixed(1) ?? "").join(",");
+    this.element.dataset.annotations = JSON.stringify(annotations.map((a) => ({ id: a.id, kind: a.kind, label: annotationLabel(a) })));
     ctx.font = "12px system-ui, sans-serif";
     ctx.lineWidth = 2;
-    const lines = [...measured];
-    if (this.lineStart) lines.push({ start: this.lineStart, end: this.lineStart, measurement: null });
-    for (const a of lines) {
-      const [x0, y0] = this.toScreen(a.start), [x1, y1] = this.toScreen(a.end);
-      ctx.strokeStyle = ctx.fillStyle = "#ffd84a";
-      ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
-      for (const [x, y] of [[x0, y0], [x1, y1]]) ctx.fillRect(x - 2, y - 2, 4, 4);
-      const mm = a.measurement?.length_mm;
-      if (mm !== undefined) ctx.fillText(`${mm.toFixed(1)} mm`, x1 + 6, y1 - 6);
+    ctx.strokeStyle = ctx.fillStyle = "#ffd84a";
+    for (const a of annotations) {
+      const at = DRAW[a.kind].call(this, ctx, a);
+      const label = annotationLabel(a);
+      if (label) outlined(ctx, label, at[0] + 6, at[1] - 6);
+    }
+    if (this.draft) {
+      const [x, y] = this.toScreen(this.draft);
+      ctx.strokeRect(x - 4, y - 4, 8, 8);  // the first click of a two-click tool
     }
     for (const ptr of pointers) {
       const [x, y] = this.toScreen(ptr.point);
       ctx.fillStyle = "#ff4a6e";
       ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.fill();
       ctx.fillStyle = "#fff";
-      ctx.fillText(ptr.name.replace(/^user:/, ""), x + 8, y + 4);
+      ctx.fillText(ptr.name, x + 8, y + 4);
     }
   }
 
@@ -341,8 +360,8 @@ export class Viewport {
   }
 
   onPointerDown(e) {
-    if (this.viewer.tool === "line" && this.isMpr && this.state && e.button === 0) {
-      this.measureClick(this.toWorld(e.clientX, e.clientY));
+    if (this.viewer.tool && this.isMpr && this.state && e.button === 0) {
+      this.toolClick(this.toWorld(e.clientX, e.clientY));
       e.preventDefault();
       return;
     }
@@ -392,13 +411,13 @@ export class Viewport {
     if (this.pointers.size === 0) this.action = null;
   }
 
-  // A line measurement: first click starts it, the second ends it and sends it to the session,
-  // which measures it on the volume.
-  measureClick(point) {
-    if (!this.lineStart) this.lineStart = point;
+  // The annotation tools take two clicks: the first is kept as a draft, the second sends the
+  // annotation to the session, which measures it on the volume.
+  toolClick(point) {
+    if (!this.draft) this.draft = point;
     else {
-      if (Math.hypot(...sub(point, this.lineStart)) > 0) this.viewer.shared?.annotateLine(this, this.lineStart, point);
-      this.lineStart = null;
+      if (Math.hypot(...sub(point, this.draft)) > 0) this.viewer.shared?.annotate(this.viewer.tool, this, this.draft, point);
+      this.draft = null;
     }
     this.drawCrosshair();
   }
@@ -447,6 +466,49 @@ function mirroredFields(view) {
     window_center: view.window_center, window_width: view.window_width, invert: view.invert, slab_mm: view.slab_mm };
 }
 
-function fmt(v) {
-  return Math.abs(v) >= 100 ? Math.round(v) : Number(v.toFixed(2));
+// Window values read as whole HU; SUV windows are a few units wide, so they keep a decimal.
+function suv(v) { return Number(v.toFixed(1)); }
+
+// Text readable on any image: dark outline, light fill.
+function outlined(ctx, text, x, y) {
+  ctx.save();
+  ctx.lineWidth = 3;
+  ctx.strokeStyle = "rgba(0, 0, 0, 0.8)";
+  ctx.strokeText(text, x, y);
+  ctx.fillStyle = "#ffd84a";
+  ctx.fillText(text, x, y);
+  ctx.restore();
 }
+
+// Drawing each kind of annotation on a viewport (`this`); each returns where its label goes.
+const DRAW = {
+  line(ctx, a) {
+    const [x0, y0] = this.toScreen(a.start), [x1, y1] = this.toScreen(a.end);
+    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+    for (const [x, y] of [[x0, y0], [x1, y1]]) ctx.fillRect(x - 2, y - 2, 4, 4);
+    return [x1, y1];
+  },
+  ellipse(ctx, a) {
+    ctx.beginPath();
+    let right = [-Infinity, 0];
+    for (let i = 0; i <= 64; i++) {
+      const t = (i / 64) * 2 * Math.PI;
+      const [x, y] = this.toScreen(add(add(a.center, a.axis_a, Math.cos(t)), a.axis_b, Math.sin(t)));
+      if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      if (x > right[0]) right = [x, y];
+    }
+    ctx.stroke();
+    return right;
+  },
+  arrow(ctx, a) {
+    const [x0, y0] = this.toScreen(a.tail), [x1, y1] = this.toScreen(a.tip);
+    const angle = Math.atan2(y1 - y0, x1 - x0), head = 10;
+    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(x1, y1);
+    ctx.lineTo(x1 - head * Math.cos(angle - 0.4), y1 - head * Math.sin(angle - 0.4));
+    ctx.lineTo(x1 - head * Math.cos(angle + 0.4), y1 - head * Math.sin(angle + 0.4));
+    ctx.closePath(); ctx.fill();
+    return [x0, y0];
+  },
+};
