@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from collabkit import (
@@ -316,6 +317,23 @@ def test_invitations(hubs_for):
             with pytest.raises(PermissionDenied) as err:
                 await b.redeem(guest_token, pin="1357")  # revoked after five wrong PINs
             assert "no longer valid" in str(err.value)
+            # A signed-in user may take a guest invitation, with its PIN, and joins as themselves.
+            pinned = await owner.invite("guest", pin="9753", minutes=30)
+            with pytest.raises(PermissionDenied):
+                await b.redeem(pinned, pin="0000", user=CAROL)
+            grant = await b.redeem(pinned, pin="9753", user=CAROL)
+            assert (grant.kind, grant.participant_id, grant.may_control) == (
+                "user",
+                CAROL.participant_id,
+                True,
+            )
+            assert 29 * 60 < grant.expires_at - time.time() <= 30 * 60  # the guest token expires with it
+            # Someone holding access to this study already (a share link) joins as a guest, no control.
+            grant = await b.redeem(user_token, guest_of=STUDY)
+            assert (grant.kind, grant.may_control) == ("guest", False)
+            with pytest.raises(PermissionDenied) as err:
+                await b.redeem(user_token, guest_of="1.2.840.99")
+            assert err.value.message == "this invitation is for another study than the one your link opens"
             with pytest.raises(SessionNotFound):
                 await b.join("nope", OWNER)
             with pytest.raises(PermissionDenied):
@@ -346,6 +364,7 @@ def test_connections_of_a_replica_that_died_are_cleared(hubs_for):
                 if message["type"] == "replica_gone":
                     gone = message
             assert set(gone["left"]) == {carol.id, guest.id}
+            assert gone["online"] == {carol.id: 0, guest.id: 0}  # what a client shows as gone
             assert gone["presenter"] == owner.id  # control went back to the owner, who is here
             state = await a.state(sid)
             assert {p["id"]: p["connections"] for p in state.public()["participants"]} == {
@@ -370,8 +389,12 @@ def test_a_replica_taken_for_dead_puts_its_connections_back(hubs_for):
             while "replica_gone" not in kinds:
                 kinds.append((await next_event(owner))["type"])
             b._heartbeat = asyncio.create_task(b._heartbeat_forever())
-            while "presence" not in kinds:
-                kinds.append((await next_event(owner))["type"])
+            presence = None
+            while presence is None:
+                message = await next_event(owner)
+                if message["type"] == "presence":
+                    presence = message
+            assert presence["online"] == {carol.id: 1, guest.id: 1}
             state = await a.state(sid)
             assert all(p["connections"] == 1 for p in state.public()["participants"])
         finally:

@@ -155,6 +155,10 @@ async function route() {
   showUser();
   const guestStudy = session.user?.role === "guest" ? session.user.study_uid : null;
   if (page === "signin") return signIn();
+  if (invite?.invite && guestStudy && invite.study && invite.study !== guestStudy) {
+    // The gateway would refuse it too: a guest sees one study only.
+    return showError(new Error("this invitation is for another study than the one your link opens"));
+  }
   if (guestInvite) return guestJoin(invite);
   if (invite) {
     return joinSession(invite).catch((err) => {
