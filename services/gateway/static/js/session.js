@@ -145,6 +145,7 @@ export class SharedSession {
     this.arrowText = "";
     this.retry = 500;
     this.panel = el("aside", "session-panel");
+    this.sessionId = sessionId || null;
     if (admitted) {
       this.adopt(admitted.ws);
       this.onMessage(admitted.first);
@@ -177,6 +178,7 @@ export class SharedSession {
     if (ev.code === 1008 || ev.code === 4401 || !this.state) {
       this.ended = true;
       this.error ||= ev.reason || "the session connection closed";
+      this.forget();
       this.viewer.onSessionChanged();
     } else {
       this.error = "reconnecting…";
@@ -217,7 +219,14 @@ export class SharedSession {
       this.afterChange(true, m, first);
       return;
     }
-    if (type === "invitation") { this.invitation = { ...this.asked, token: m.token }; this.asked = null; this.render(); return; }
+    if (type === "invitation") {
+      this.invitation = { ...this.asked, token: m.token };
+      if (this.asked?.kind === "guest") this.guestForm = null;
+      this.asked = null;
+      this.error = "";
+      this.render();
+      return;
+    }
     if (type === "error") { this.error = m.message; console.warn(`session: ${m.code} ${m.field || ""}: ${m.message}`); this.render(); return; }
     if (!this.state) return;
     this.seq = m.seq;
@@ -233,9 +242,10 @@ export class SharedSession {
     history.replaceState(null, "", `#session=${encodeURIComponent(s.session_id)}&study=${encodeURIComponent(s.study_uid)}`);
   }
 
-  // Over: the URL is this viewer's own again.
+  // Over: the URL is this viewer's own again (an invitation that failed stays, to be read).
   forget() {
-    if (parseInvite(location.hash)?.session === this.state?.session_id) {
+    const here = parseInvite(location.hash);
+    if (here && !here.invite && here.session === (this.state?.session_id ?? this.sessionId)) {
       history.replaceState(null, "", `#/view/${this.viewer.study}/${this.viewer.series.series_uid}`);
     }
   }
@@ -448,7 +458,8 @@ export class SharedSession {
     check.addEventListener("change", () => { f.mayControl = check.checked; });
     control.append(check, " may take control");
     const create = el("button", "", "Create guest link");
-    create.addEventListener("click", () => { this.invite("guest", { pin: f.pin.trim(), mayControl: f.mayControl }); this.guestForm = null; });
+    // The form stays until the invitation comes (a PIN the gateway refuses is said above it).
+    create.addEventListener("click", () => this.invite("guest", { pin: f.pin.trim(), mayControl: f.mayControl }));
     box.append(el("span", "muted", "PIN"), pin, control, create);
     return box;
   }
