@@ -307,6 +307,16 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
         ARTIFACTS.mkdir(exist_ok=True)
         guest.screenshot(path=str(ARTIFACTS / "session-guest.png"))
 
+        # Detached, the guest looks around alone on its own /ws (its token opens this study).
+        guest.click(".session-panel button:has-text('Detach')")
+        owner.wait_for_selector(
+            ".participants li:has-text('Dr Visitor'):has-text('detached')", timeout=30_000
+        )
+        guest.wait_for_selector(f"{AXIAL}[data-rung=lossless][data-version]", timeout=60_000)
+        assert _scroll(guest, 2) != expected, "a detached guest's scroll did not move its own view"
+        guest.click(".session-panel button:has-text('Follow')")
+        _wait_label(guest, expected, "following again did not bring the guest the session's view")
+
         # The owner reloads the page: back in the session, presenting the view it had.
         owner.reload()
         owner.wait_for_selector(".session-panel li.presenter:has-text('admin')", timeout=60_000)
