@@ -10,6 +10,8 @@ import { decodeFrame } from "./socket.js";
 export const GRIDS = { "1x1": [1, 1], "1x2": [1, 2], "2x2": [2, 2] };
 
 const VIEW_EVENTS = new Set(["session.viewport", "session.layout", "session.crosshair", "session.pointer"]);
+// Events after which someone else may present, or this viewer follow or stop following.
+const ROLE_EVENTS = new Set(["presenter", "detach", "follow", "grant", "joined", "left", "replica_gone", "presence"]);
 const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
 const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 const scaled = (a, k) => a.map((c) => c * k);
@@ -231,7 +233,7 @@ export class SharedSession {
     if (!this.state) return;
     this.seq = m.seq;
     this.apply(type, m);
-    this.afterChange(["presenter", "detach", "follow", "grant", "joined", "left"].includes(type), m);
+    this.afterChange(ROLE_EVENTS.has(type), m);
     if (this.ended) this.forget();
   }
 
