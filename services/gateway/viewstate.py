@@ -155,7 +155,8 @@ class ViewState:
         return max((hi_r - lo_r) / self.width, (hi_d - lo_d) / self.height, 1e-3) * 1.05
 
     def position(self) -> dict:
-        """Where the view is along its normal: slice index (of the most aligned axis) and mm."""
+        """Where the view is along its normal: slice index (of the most aligned axis), mm, and the
+        distance one scroll step moves the plane."""
         n = self.normal
         axis = self.box.slice_axis(n)
         index = self.box.to_index(np.array(self.center))[axis]
@@ -163,6 +164,7 @@ class ViewState:
             "slice": int(round(float(index))),
             "slices": int(self.box.shape[axis]),
             "position_mm": round(float(np.dot(self.center, n)), 2),
+            "slice_mm": round(self.box.slice_step(n), 4),
         }
 
     def public(self) -> dict:

@@ -38,12 +38,12 @@ def _sign_in(page, username: str, password: str) -> None:
 
 
 def _scroll(page, slices: int) -> str:
-    """Scroll the axial view; its label once the scrolled view has rendered losslessly."""
+    """Scroll the axial view (negative: back); its label once the scrolled view has rendered losslessly."""
     version = int(page.locator(AXIAL).get_attribute("data-version"))
     box = page.locator(AXIAL).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    for _ in range(slices):
-        page.mouse.wheel(0, 120)
+    for _ in range(abs(slices)):
+        page.mouse.wheel(0, 120 if slices > 0 else -120)
         page.wait_for_timeout(60)
     page.wait_for_function(
         f"""() => {{ const e = document.querySelector('{AXIAL}');
@@ -295,6 +295,11 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
             .text_content()
             .startswith("Ellipse · mean")
         )
+        # Annotations are drawn only on the slice they were made on: gone two slices on, back after.
+        _wait_label(guest, _scroll(owner, 2), "the guest did not follow the owner's scroll")
+        _wait_annotations(guest, "l => l.length === 0", "annotations are drawn over another slice")
+        assert _scroll(owner, -2) == expected, "scrolling back did not come back to the annotated slice"
+        _wait_annotations(guest, "l => l.length === 2", "the annotations did not come back with their slice")
         # A guest may delete only their own annotations; the owner deletes the arrow for everyone.
         assert guest.locator(".session-panel .delete-annotation").count() == 0
         owner.click(".session-panel li[data-kind=arrow] .delete-annotation")

@@ -67,7 +67,12 @@ def test_initial_views_follow_the_display_conventions():
     assert np.allclose(sagittal.right, [0, 1, 0]) and np.allclose(sagittal.normal, [-1, 0, 0])
     # Fitting: the whole 199 mm wide volume fits in 200 pixels.
     assert 199 / 200 <= axial.pixel_mm <= 1.1
-    assert axial.position() == {"slice": 24, "slices": 50, "position_mm": round(BOX.center[2], 2)}
+    assert axial.position() == {
+        "slice": 24,
+        "slices": 50,
+        "position_mm": round(BOX.center[2], 2),
+        "slice_mm": BOX.spacing[0],
+    }
 
 
 def test_scroll_steps_one_slice_and_stays_inside():

@@ -103,6 +103,16 @@ export function annotationLabel(a) {
   return `mean ${m.mean.toFixed(1)} ± ${m.std.toFixed(1)}${units} (min ${m.min.toFixed(1)}, max ${m.max.toFixed(1)})`;
 }
 
+// Whether an annotation lies in the plane viewport state `s` shows: every point it was drawn with is
+// within half a scroll step (or half the slab) of the plane, so a measurement is never shown over
+// a slice it was not made on.
+export function onPlane(a, s) {
+  if (!s?.right || !s?.down) return false;
+  const points = a.kind === "line" ? [a.start, a.end] : a.kind === "ellipse" ? [a.center] : [a.tip, a.tail];
+  const n = cross(s.right, s.down), tolerance = Math.max(s.slice_mm || 1, s.slab_mm || 0) / 2 + 1e-3;
+  return points.every((p) => Math.abs(dot(p.map((c, i) => c - s.center[i]), n)) <= tolerance);
+}
+
 // The annotation a two-click tool draws on an MPR viewport, from its first and second click (world
 // points on the viewport's plane): a line end to end, an ellipse corner to corner, an arrow tip to tail.
 export function shapeOf(kind, vp, first, second, text = "") {

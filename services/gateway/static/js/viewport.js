@@ -1,7 +1,7 @@
 // One viewport: a canvas showing the newest frame, overlays, a mode menu, and mouse/touch input
 // turned into view-change messages (at most one per animation frame; the server keeps the newest).
 
-import { annotationLabel, viewGeometry } from "./session.js";
+import { annotationLabel, onPlane, viewGeometry } from "./session.js";
 
 export const MODES = [
   ["mpr", "MPR"], ["mip", "MIP"], ["minip", "MinIP"], ["avgip", "AvgIP"], ["vr", "3D"],
@@ -314,7 +314,8 @@ export class Viewport {
   drawShared(ctx) {
     const shared = this.viewer.shared;
     if (!shared) return;
-    const pointers = shared.pointersOn(this.id), annotations = shared.annotationsOn(this.id);
+    const pointers = shared.pointersOn(this.id);
+    const annotations = shared.annotationsOn(this.id).filter((a) => onPlane(a, this.state));
     // Also in the DOM, for assistive technology and tests: who points here, what is drawn and measured.
     this.element.dataset.pointers = pointers.map((p) => p.name).join(",");
     this.element.dataset.measurements = annotations.filter((a) => a.kind === "line")
