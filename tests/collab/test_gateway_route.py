@@ -182,6 +182,16 @@ def test_guests_join_with_a_pin_and_see_only_the_session_study(signed_in, render
         assert "revoked" in refused(client, join + "&pin=0000")["message"]
         assert "revoked" in refused(client, join + "&pin=4321")["message"]
 
+        # The guest's access ends with the session: REST and /ws refuse the token at once.
+        alice.send_json({"type": "session.end"})
+        until(alice, "session.ended")
+        answer = client.get(f"/api/studies/{study}/series", headers=auth)
+        assert answer.status_code == 401 and "ended" in answer.json()["detail"]["message"]
+        with client.websocket_connect(f"/ws?token={access['token']}") as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 4401 and "ended" in closed.value.reason
+
 
 def test_share_link_guests_join_sessions_on_their_study_only(signed_in, render_service, other_study):
     client, tokens = signed_in

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from voxcast.gateway.auth.principal import LOCAL_PRINCIPAL, Principal
 from voxcast.gateway.auth.store import AuthError, Role, Store
 from voxcast.gateway.backends import Backends
+from voxcast.gateway.collab.route import check_session_guest
 from voxcast.gateway.context import Gateway
 
 from voxcast.v1 import catalog_pb2_grpc
@@ -50,17 +51,21 @@ def forbidden(message: str) -> HTTPException:
     return HTTPException(403, detail={"code": "forbidden", "message": message})
 
 
-def get_principal(
-    gateway: GatewayDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+async def get_principal(
+    request: Request,
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if gateway.open_access:
         return LOCAL_PRINCIPAL
     if credentials is None:
         raise unauthorized("sign in first (Authorization: Bearer <token>)")
     try:
-        return gateway.tokens.principal(credentials.credentials)
+        principal = gateway.tokens.principal(credentials.credentials)
+        await check_session_guest(request.app, principal)
     except AuthError as exc:
         raise unauthorized(str(exc)) from None
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

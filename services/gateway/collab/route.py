@@ -15,14 +15,14 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from voxcast.gateway.auth.principal import GUEST, LOCAL_PRINCIPAL
+from voxcast.gateway.auth.principal import GUEST, LOCAL_PRINCIPAL, Principal
 from voxcast.gateway.auth.store import AuthError
 from voxcast.gateway.errors import WS_1008_POLICY_VIOLATION, WS_4401_UNAUTHORIZED
 
 from voxcast.v1 import catalog_pb2
 
 from .connection import SessionConnection, outgoing
-from .errors import CollabError, PermissionDenied
+from .errors import BusUnavailable, CollabError, PermissionDenied, SessionNotFound
 from .hub import SessionHub
 from .participant import Identity
 from .rendering import FRAME_CODEC, request_renderer
@@ -47,6 +47,24 @@ async def hub_for(app) -> SessionHub:
             )
             app.state.sessions = hub
         return hub
+
+
+async def check_session_guest(app, principal: Principal) -> None:
+    """A session guest's access (REST and /ws on the session's study) lasts as long as the session:
+    AuthError once it has ended or expired. While the bus cannot answer, the signed and unexpired
+    token stands: a moment without Redis must not sign a tumor board's guests out."""
+    if principal.session_id is None:
+        return
+    hub = await hub_for(app)
+    try:
+        state = await hub.state(principal.session_id)
+    except SessionNotFound:
+        state = None
+    except BusUnavailable as exc:
+        log.warning("session %s not checked for a guest: %s", principal.session_id, exc)
+        return
+    if state is None or state.ended:
+        raise AuthError("the session this access came with has ended")
 
 
 async def _identity(websocket: WebSocket, hub: SessionHub):

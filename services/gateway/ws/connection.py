@@ -14,6 +14,7 @@ import grpc
 from fastapi import WebSocket, WebSocketDisconnect
 from voxcast.gateway.auth.principal import LOCAL_PRINCIPAL, Principal
 from voxcast.gateway.auth.store import AuthError
+from voxcast.gateway.collab.route import check_session_guest
 from voxcast.gateway.context import Gateway
 from voxcast.gateway.errors import (
     WS_1003_UNSUPPORTED_DATA,
@@ -160,7 +161,9 @@ class ViewerConnection:
                 return None
             token = message.token
         try:
-            return self.gateway.tokens.principal(token)
+            principal = self.gateway.tokens.principal(token)
+            await check_session_guest(self.ws.app, principal)
+            return principal
         except AuthError as exc:
             await self._close(WS_4401_UNAUTHORIZED, str(exc))
             return None
