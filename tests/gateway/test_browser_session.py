@@ -37,6 +37,23 @@ def _sign_in(page, username: str, password: str) -> None:
     page.click("button[type=submit]")
 
 
+def _page(browser, problems: list[str], who: str):
+    """A page in a browser context of its own (a person), whose console errors land in `problems`."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.on("console", lambda m: problems.append(f"{who}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"{who}: {e}"))
+    return page
+
+
+def _start_session(page, password: str) -> None:
+    """On the viewer's start page: sign in as admin, open the demo CT and start a session on it."""
+    _sign_in(page, "admin", password)
+    page.click("tr[data-study]")
+    page.click(".series-card[data-modality=CT]")
+    page.wait_for_selector(f"{AXIAL}[data-rung=lossless]", timeout=120_000)
+    page.click("text=Start session")
+
+
 def _scroll(page, slices: int) -> str:
     """Scroll the axial view (negative: back); its label once the scrolled view has rendered losslessly."""
     version = int(page.locator(AXIAL).get_attribute("data-version"))
@@ -75,26 +92,16 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
     _add_user(tmp_path / "home", "doctor", DOCTOR_PASSWORD)
     problems: list[str] = []
 
-    def watch(browser, who):
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        page.on("console", lambda m: problems.append(f"{who}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"{who}: {e}"))
-        return page
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(_chromium()), args=BROWSER_ARGS)
-        presenter = watch(browser, "presenter")
+        presenter = _page(browser, problems, "presenter")
         presenter.goto(url + "/")
-        _sign_in(presenter, "admin", password)
-        presenter.click("tr[data-study]")
-        presenter.click(".series-card[data-modality=CT]")
-        presenter.wait_for_selector(f"{AXIAL}[data-rung=lossless]", timeout=120_000)
-        presenter.click("text=Start session")
+        _start_session(presenter, password)
         link = presenter.wait_for_selector(".session-panel .invite-link", timeout=30_000).text_content()
         assert "#session=" in link and "&invite=" in link, link
 
         # The invitation opened before signing in: sign in, then land in the session.
-        follower = watch(browser, "follower")
+        follower = _page(browser, problems, "follower")
         follower.goto(link)
         follower.wait_for_selector("input[name=username]", timeout=30_000)
         _sign_in(follower, "doctor", DOCTOR_PASSWORD)
@@ -213,21 +220,11 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
     url, password = stack_up
     problems: list[str] = []
 
-    def watch(browser, who):
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        page.on("console", lambda m: problems.append(f"{who}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"{who}: {e}"))
-        return page
-
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(_chromium()), args=BROWSER_ARGS)
-        owner = watch(browser, "owner")
+        owner = _page(browser, problems, "owner")
         owner.goto(url + "/")
-        _sign_in(owner, "admin", password)
-        owner.click("tr[data-study]")
-        owner.click(".series-card[data-modality=CT]")
-        owner.wait_for_selector(f"{AXIAL}[data-rung=lossless]", timeout=120_000)
-        owner.click("text=Start session")
+        _start_session(owner, password)
         owner.wait_for_selector(".session-panel .invite-link[data-kind=user]", timeout=30_000)
         session_url = owner.url
         assert "#session=" in session_url and "&study=" in session_url, session_url
@@ -254,7 +251,7 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
         )
         assert "PIN 2468" in box.text_content()
         link = owner.locator(".session-panel .invite-link[data-kind=guest]").text_content()
-        guest = watch(browser, "guest")
+        guest = _page(browser, problems, "guest")
         guest.goto(link)
         guest.fill("input[name=name]", "Dr Visitor")
         guest.fill("input[name=pin]", "1111")
