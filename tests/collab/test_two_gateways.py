@@ -138,10 +138,23 @@ def test_presenter_and_viewers_on_two_gateways(gateways, render_service):
                 await alice.send(type="session.hand_over", to=requested["by"])
                 handed = await bob.until(lambda e: e["type"] == "session.presenter")
                 assert handed["presenter"] == requested["by"]
+                line = {
+                    "kind": "line",
+                    "viewport_id": "ax",
+                    "series_uid": demo.ct_series_uid,
+                    "start": centre,
+                    "end": [centre[0] + 30, centre[1] + 40, centre[2]],
+                }
+                await bob.send(type="session.annotate", annotation=line)
                 await bob.send(type="session.crosshair", point=centre)
                 last = await bob.until(lambda e: e["type"] == "session.crosshair")
                 for viewer in (alice, carol):
                     await viewer.until(lambda e, s=last["seq"]: e.get("seq", 0) >= s)
+
+                # The line, measured by bob's gateway on the volume, reached both gateways' people.
+                for c in (alice, bob, carol):
+                    drawn = [e for e in c.events if e["type"] == "session.annotation"]
+                    assert [e["annotation"]["measurement"]["length_mm"] for e in drawn] == [pytest.approx(50)]
 
                 # Everyone saw the same events in the same order.
                 def timeline(c):
