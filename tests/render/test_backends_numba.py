@@ -13,29 +13,46 @@ from voxcast.render.engine.rays import INSIDE_TOL, TransferLUT
 BACKEND = nbk.Backend()
 
 
-@pytest.mark.parametrize("shape", [(1, 9, 17), (17, 16, 24), (25, 8, 9)])
-def test_block_bounds_hold_every_trilinear_sample_of_their_block(rng, shape):
+@pytest.mark.parametrize("shift", [nbk.BLOCK_SHIFT, *nbk.COARSE_SHIFTS])
+@pytest.mark.parametrize("shape", [(1, 9, 17), (17, 16, 24), (25, 8, 9), (37, 33, 70)])
+def test_block_bounds_hold_every_trilinear_sample_of_their_block(rng, shape, shift):
     """Skipping a block is exact only if every sample the walk assigns to it lies within its
-    min/max - including samples a rounding error puts on the block's far face or in INSIDE_TOL."""
+    min/max - including samples a rounding error puts on the block's far face or in INSIDE_TOL.
+    The same for the coarser grids projections walk (built from the finest one)."""
     voxels = rng.normal(0, 100, size=shape).astype(np.float32)
     handle = BACKEND.prepare(voxels)
+    bmin, bmax = handle.bounds(shift)
+    size = 1 << shift
     n = np.asarray(shape)
+    assert bmax.shape == tuple(-(-n // size))
     points = rng.uniform(-INSIDE_TOL, 1, size=(20000, 3)) * (n - 1 + 2 * INSIDE_TOL)
     # Put a quarter of the points exactly on block faces, where rounding decides the block.
     face = rng.integers(0, 3, size=5000)
     points[:5000, :][np.arange(5000), face] = np.minimum(
-        nbk.BLOCK * rng.integers(0, n[face] // nbk.BLOCK + 1), n[face] - 1
+        size * rng.integers(0, n[face] // size + 1), n[face] - 1
     )
     values = trilinear(voxels, points)
     clamped = np.clip(points, 0, n - 1)
     for nudge in (-1e-9, 0.0, 1e-9):  # the block on either side of a face
         block = np.minimum(
-            np.clip(clamped + nudge, 0, n - 1).astype(int) // nbk.BLOCK,
-            np.asarray(handle.block_max.shape) - 1,
+            np.clip(clamped + nudge, 0, n - 1).astype(int) >> shift,
+            np.asarray(bmax.shape) - 1,
         )
-        lo = handle.block_min[block[:, 0], block[:, 1], block[:, 2]]
-        hi = handle.block_max[block[:, 0], block[:, 1], block[:, 2]]
+        lo = bmin[block[:, 0], block[:, 1], block[:, 2]]
+        hi = bmax[block[:, 0], block[:, 1], block[:, 2]]
         assert np.all(values >= lo - 1e-4) and np.all(values <= hi + 1e-4)
+
+
+def test_coarse_bounds_are_the_bounds_of_their_voxels(rng):
+    """A coarse block's min/max is exactly that of the voxels its apron covers (not just a bound)."""
+    voxels = rng.normal(0, 100, size=(37, 33, 70)).astype(np.float32)
+    handle = BACKEND.prepare(voxels)
+    for shift in nbk.COARSE_SHIFTS:
+        bmin, bmax = handle.bounds(shift)
+        size = 1 << shift
+        for b in np.ndindex(bmax.shape):
+            box = tuple(slice(max(i * size - 1, 0), (i + 1) * size + 2) for i in b)
+            assert bmin[b] == voxels[box].min() and bmax[b] == voxels[box].max()
 
 
 def test_block_occupancy_follows_the_lut(rng):

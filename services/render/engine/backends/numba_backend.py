@@ -7,9 +7,11 @@ in tests); everything here only makes them faster without changing the result:
   by one sample at each end, and every visited sample still takes the contract's inside test;
 - block min/max (blocks of BLOCK^3 voxels with an apron: one voxel below, two above, since a
   trilinear sample reads its upper neighbours and rounding may put a sample on a block's far face)
-  built once in `prepare`. Rays walk the blocks with a 3-D DDA (one step per block, not per
-  sample). MIP skips a block whose max cannot beat the current max (MinIP: whose min cannot
-  beat the current min) - exact, because a trilinear value lies between the values it mixes.
+  built once in `prepare`, with the same bounds over blocks of 2B and 4B voxels derived from them.
+  Rays walk the blocks with a 3-D DDA (one step per block, not per sample): a MIP over 2B blocks,
+  a MinIP over 4B (see WALK_SHIFT). MIP skips a block whose max cannot beat the current max
+  (MinIP: whose min cannot beat the current min) - exact, because a trilinear value lies between
+  the values it mixes.
   Each ray first samples the depth where the previous pixel of its row found its extreme, so
   skipping starts with a good bound;
 - compositing skips blocks whose value range maps to zero alpha in the request's LUT (jumping
@@ -52,6 +54,12 @@ from voxcast.render.engine.rays import (
 
 BLOCK_SHIFT = 3
 BLOCK = 1 << BLOCK_SHIFT
+# Projection rays walk coarser blocks than compositing: each block visit costs a DDA step and a
+# test, and a MinIP's bounds seldom let a block go in noisy air (CT air around -1000 HU: every
+# air block holds the darkest voxels, which the averaging trilinear samples seldom reach), so a
+# MinIP walks the coarsest grid; a MIP's bright structures are compact, so it keeps finer blocks.
+COARSE_SHIFTS = (BLOCK_SHIFT + 1, BLOCK_SHIFT + 2)
+WALK_SHIFT = {"max": BLOCK_SHIFT + 1, "min": BLOCK_SHIFT + 2}
 SUPPORTED_DTYPES = (np.dtype(np.int16), np.dtype(np.float32))
 _REDUCERS = {"max": 0, "min": 1, "mean": 2}
 # Image rows handed to a thread at a time: dynamic scheduling keeps both cores busy when one is
@@ -81,6 +89,19 @@ class NumbaVolume:
     voxels: np.ndarray
     block_min: np.ndarray  # float32 [ceil(nz/B), ceil(ny/B), ceil(nx/B)], apron included
     block_max: np.ndarray
+    # The same bounds over blocks of 2B and 4B voxels (COARSE_SHIFTS), for projection walks.
+    coarse: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+
+    def bounds(self, shift: int) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) grids over blocks of 2**shift voxels."""
+        if shift == BLOCK_SHIFT:
+            return self.block_min, self.block_max
+        return self.coarse[shift - BLOCK_SHIFT - 1]
+
+    def walk_bounds(self, reducer: Reducer) -> tuple[np.ndarray, np.ndarray, int]:
+        """(min, max, shift) of the block grid a MIP / MinIP ray walks (see WALK_SHIFT)."""
+        shift = WALK_SHIFT.get(reducer, BLOCK_SHIFT)
+        return (*self.bounds(shift), shift)
 
 
 # ---------------------------------------------------------------------------- sampling primitives
@@ -229,23 +250,24 @@ def _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, count):
 
 
 @njit(cache=True)
-def _block_of(p, n):
+def _block_of(p, n, shift):
     if p <= 0.0:
         return 0
     if p >= n - 1.0:
-        return (n - 1) >> BLOCK_SHIFT
-    return int(p) >> BLOCK_SHIFT
+        return (n - 1) >> shift
+    return int(p) >> shift
 
 
 @njit(cache=True)
-def _dda_axis(c, d, inv, p, n):
-    """Block walk set-up on one axis: (block of p, ray parameter where the ray leaves that block,
-    parameter span of one block, block step); inv = 1/d."""
-    b = _block_of(p, n)
+def _dda_axis(c, d, inv, p, n, shift):
+    """Walk set-up on one axis over blocks of 2**shift voxels: (block of p, ray parameter where
+    the ray leaves that block, parameter span of one block, block step); inv = 1/d."""
+    b = _block_of(p, n, shift)
+    size = 1 << shift
     if d > 0.0:
-        return b, ((b + 1) * BLOCK - c) * inv, BLOCK * inv, 1
+        return b, ((b + 1) * size - c) * inv, size * inv, 1
     if d < 0.0:
-        return b, (b * BLOCK - c) * inv, -BLOCK * inv, -1
+        return b, (b * size - c) * inv, -size * inv, -1
     return b, np.inf, np.inf, 0
 
 
@@ -294,6 +316,23 @@ def _block_minmax(vol, bmin, bmax):
                             hi = max(hi, v)
                 bmin[bz, by, bx] = lo
                 bmax[bz, by, bx] = hi
+
+
+def _coarsen(bmin: np.ndarray, bmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds over blocks twice as large: min / max over each 2x2x2 group of blocks (a trailing
+    odd block stands alone). Exact, apron included: the aprons of blocks 2b and 2b + 1 (S voxels
+    each) cover [2Sb - 1, 2S(b + 1) + 2), the apron of the coarse block b."""
+    lo, hi = bmin, bmax
+    for axis in range(3):
+        n = lo.shape[axis]
+        pad = [(0, 0)] * 3
+        pad[axis] = (0, n % 2)
+        lo = np.pad(lo, pad, mode="edge")
+        hi = np.pad(hi, pad, mode="edge")
+        shape = lo.shape[:axis] + (-(-n // 2), 2) + lo.shape[axis + 1 :]
+        lo = lo.reshape(shape).min(axis=axis + 1)
+        hi = hi.reshape(shape).max(axis=axis + 1)
+    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
 
 
 # ---------------------------------------------------------------------------- projections
@@ -448,7 +487,7 @@ def _project_slab(vol, origin, du, dv, dk, width, height, nsamples, mode, out):
 
 
 @njit(parallel=True, cache=True)
-def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, mode, out):
+def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsamples, mode, out):
     nz, ny, nx = vol.shape
     nbz, nby, nbx = bmax.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
@@ -502,9 +541,9 @@ def _project_rays(vol, bmin, bmax, origin, du, dv, dk, width, height, nsamples, 
                     vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k0, k1, k0, k1, a, b, sign, best, best_k
                 )
             else:
-                bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz)
-                by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k0 * dy, ny)
-                bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k0 * dx, nx)
+                bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz, shift)
+                by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k0 * dy, ny, shift)
+                bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k0 * dx, nx, shift)
                 k = k0
                 while k <= k1:
                     kend = _block_span_end(tz, ty, tx, k1)
@@ -747,9 +786,9 @@ def _composite_rays(
             cg = 0.0
             cb = 0.0
             ca = 0.0
-            bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + kb0 * dz, nz)
-            by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + kb0 * dy, ny)
-            bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + kb0 * dx, nx)
+            bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + kb0 * dz, nz, BLOCK_SHIFT)
+            by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + kb0 * dy, ny, BLOCK_SHIFT)
+            bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + kb0 * dx, nx, BLOCK_SHIFT)
             k = kb0
             t_in = np.float64(kb0)  # where the ray entered the current block
             while k <= kb1 and ca < ERT_ALPHA:
@@ -759,9 +798,9 @@ def _composite_rays(
                     if jump > k:
                         k = jump
                         t_in = np.float64(k)
-                        bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k * dz, nz)
-                        by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k * dy, ny)
-                        bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k * dx, nx)
+                        bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k * dz, nz, BLOCK_SHIFT)
+                        by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k * dy, ny, BLOCK_SHIFT)
+                        bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k * dx, nx, BLOCK_SHIFT)
                         continue
                 kend = _block_span_end(tz, ty, tx, kb1)
                 # Empty-space skipping: a block whose value range has zero alpha adds nothing.
@@ -912,7 +951,10 @@ class Backend:
         bmin = np.empty(nb, dtype=np.float32)
         bmax = np.empty(nb, dtype=np.float32)
         _block_minmax(voxels, bmin, bmax)
-        return NumbaVolume(voxels, bmin, bmax)
+        coarse = []
+        for _ in COARSE_SHIFTS:
+            coarse.append(_coarsen(*(coarse[-1] if coarse else (bmin, bmax))))
+        return NumbaVolume(voxels, bmin, bmax, tuple(coarse))
 
     def project(self, handle: NumbaVolume, grid: RayGrid, reducer: Reducer) -> np.ndarray:
         if reducer not in _REDUCERS:
@@ -933,7 +975,7 @@ class Backend:
                 )  # fmt: skip
             else:
                 _project_rays(
-                    handle.voxels, handle.block_min, handle.block_max, origin, du, dv, _vec(grid.dk),
+                    handle.voxels, *handle.walk_bounds(reducer), origin, du, dv, _vec(grid.dk),
                     grid.width, grid.height, grid.nsamples, _REDUCERS[reducer], out,
                 )  # fmt: skip
         return out
