@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     redis_url: str = Field("", description="Redis URL for shared sessions; empty = in-process bus")
     secret_key: str = Field(DEV_SECRET, description="signs access tokens and share links")
     token_minutes: int = Field(60, ge=1, description="access token lifetime")
+    login_max_failures: int = Field(
+        5, ge=1, description="failed sign-ins (or wrong PINs of one share link) per window before 429"
+    )
+    login_max_failures_per_address: int = Field(
+        50, ge=1, description="failed sign-ins (or wrong share PINs) from one client address per window"
+    )
+    login_window_s: int = Field(900, ge=1, description="seconds over which failed sign-ins are counted")
+    forwarded_allow_ips: str = Field(
+        "", description="proxies whose X-Forwarded-For is trusted (IPs/CIDRs, comma-separated); empty = none"
+    )
     log_level: str = Field("INFO", description="Python logging level")
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from voxcast.gateway.api import audit, auth, health, series, shares, studies, upload
 from voxcast.gateway.auth.principal import Tokens
 from voxcast.gateway.auth.store import Store
+from voxcast.gateway.auth.throttle import SignInThrottle
 from voxcast.gateway.backends import Backends
 from voxcast.gateway.collab import route as session_route
 from voxcast.gateway.context import Gateway
@@ -33,6 +34,7 @@ def create_app(
         backends = Backends(settings, discovery)
         backends.start()
         app.state.gateway = Gateway(settings, store, Tokens(settings, store), backends, open_access)
+        app.state.throttle = SignInThrottle.from_settings(settings)
         try:
             yield
         finally:
@@ -40,6 +42,7 @@ def create_app(
             if sessions is not None:
                 await sessions.close()
             await backends.close()
+            await app.state.throttle.close()
 
     app = FastAPI(
         title="voxcast gateway",
@@ -56,13 +59,27 @@ def create_app(
     # Before the static mount: a mount at "/" also catches WebSocket paths.
     app.include_router(session_route.router)
     app.mount("/", StaticFiles(directory=STATIC, html=True), name="viewer")
+    app.state.settings = settings
     return app
 
 
 def server_config(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     """How uvicorn serves a gateway. WebSocket per-message deflate is off: frames are JPEG or PNG
     already, and deflating each one again for every participant of a session cost more CPU than
-    all the rest of the fan-out, for no smaller message."""
+    all the rest of the fan-out, for no smaller message.
+
+    X-Forwarded-For/-Proto are believed only from the proxies in VOXCAST_FORWARDED_ALLOW_IPS (none by
+    default, not even loopback): the client address is what the sign-in throttle counts, and a header
+    anyone may send must not choose it."""
+    settings = getattr(app.state, "settings", None) or get_settings()
+    trusted = settings.forwarded_allow_ips.strip()
     return uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, lifespan="on", ws_per_message_deflate=False
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        ws_per_message_deflate=False,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )

@@ -25,6 +25,13 @@ ERRORS = {
     503: {"model": Error, "description": "a backend service is unavailable or busy"},
 }
 
+THROTTLED = {
+    429: {
+        "model": Error,
+        "description": "too many failed attempts (`too_many_attempts`); wait `Retry-After` seconds",
+    },
+}
+
 
 class LoginRequest(BaseModel):
     username: str = Field(min_length=1, max_length=64)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 from fastapi import APIRouter, HTTPException, Request
+from voxcast.gateway.api.auth import ThrottleDep, client_address, too_many
 from voxcast.gateway.api.deps import (
     CatalogDep,
     GatewayDep,
@@ -15,6 +17,7 @@ from voxcast.gateway.api.deps import (
 )
 from voxcast.gateway.api.schemas import (
     ERRORS,
+    THROTTLED,
     PrincipalOut,
     ShareCreate,
     ShareCreated,
@@ -23,10 +26,14 @@ from voxcast.gateway.api.schemas import (
     ShareOut,
     TokenOut,
 )
-from voxcast.gateway.auth.store import AuthError, ShareLink, now
+from voxcast.gateway.auth.store import AuthError, ShareLink, WrongPin, now
+from voxcast.gateway.auth.throttle import SignInThrottle, Throttled
+from voxcast.gateway.context import Gateway
 from voxcast.gateway.errors import http_error
 
 from voxcast.v1 import catalog_pb2
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/shares", tags=["shares"])
 
@@ -90,11 +97,18 @@ async def share_info(token: str, gateway: GatewayDep) -> ShareInfo:
     return ShareInfo(pin_required=link.pin_hash is not None, expires_at=link.expires_at)
 
 
-@router.post("/{token}/open", response_model=TokenOut, responses=ERRORS)
-async def open_share(token: str, body: ShareOpen, gateway: GatewayDep, request: Request) -> TokenOut:
-    """Exchange a link (and its PIN) for a guest token limited to the link's study."""
+@router.post("/{token}/open", response_model=TokenOut, responses={**ERRORS, **THROTTLED})
+async def open_share(
+    token: str, body: ShareOpen, gateway: GatewayDep, throttle: ThrottleDep, request: Request
+) -> TokenOut:
+    """Exchange a link (and its PIN) for a guest token limited to the link's study. Too many wrong PINs
+    for one link, or from one address, get 429 until the window ends."""
     try:
-        link = await asyncio.to_thread(gateway.store.open_share, token, body.pin)
+        link = gateway.store.find_share(token)
+        if not (link.pin_hash and body.pin):
+            gateway.store.check_pin(link, body.pin)  # no PIN to check, or none given: no guess
+        else:
+            await _check_pin(link, body.pin, gateway, throttle, request)
     except AuthError as exc:
         raise unauthorized(str(exc)) from None
     gateway.store.audit(f"share:{link.id}", link.study_uid, "share-open", remote_of(request))
@@ -105,3 +119,24 @@ async def open_share(token: str, body: ShareOpen, gateway: GatewayDep, request: 
         expires_in=min(seconds, gateway.tokens.minutes * 60),
         user=PrincipalOut(name=f"share:{link.id}", role="guest", study_uid=link.study_uid),
     )
+
+
+async def _check_pin(
+    link: ShareLink, pin: str, gateway: Gateway, throttle: SignInThrottle, request: Request
+) -> None:
+    """Verify a PIN (argon2) unless the link or the address has used up its tries."""
+    limits = throttle.pin_limits(link.id, client_address(request))
+    try:
+        admission = await throttle.admit(limits)
+    except Throttled as exc:
+        raise too_many(exc, "wrong PINs") from None
+    try:
+        await asyncio.to_thread(gateway.store.check_pin, link, pin)
+    except WrongPin:
+        remote = remote_of(request)
+        gateway.store.audit(f"share:{link.id}", link.study_uid, "share-pin-failed", remote)
+        if admission.last:
+            log.warning("wrong PINs reached a limit (share %d from %s): refused for a while", link.id, remote)
+            gateway.store.audit(f"share:{link.id}", link.study_uid, "share-pin-throttled", remote)
+        raise
+    await throttle.succeeded(limits)

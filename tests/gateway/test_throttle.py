@@ -1,0 +1,326 @@
+"""Throttling of password and PIN guessing: failed sign-ins per username and per client address,
+wrong share-link PINs per link and per address; in one gateway process, and shared by two gateways
+through a real Redis, which failing must not stop anyone from signing in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import secrets
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from argon2 import PasswordHasher
+from voxcast.gateway.app import create_app
+from voxcast.gateway.auth import store as store_module
+from voxcast.gateway.auth.store import Store
+from voxcast.gateway.auth.throttle import MemoryCounters, SignInThrottle
+
+from voxcast.config import Settings
+
+from .conftest import PASSWORD, GatewayThread
+
+WINDOW_S = 60
+PIN = "2468"
+
+
+def _collab_fixtures():
+    """The session layer's Redis fixtures (tests/collab/conftest.py): the Redis on 127.0.0.1:6379 or
+    one started for the run, and one a test may kill and restart. Loaded from there, not copied."""
+    collab = Path(__file__).resolve().parents[1] / "collab"
+    if str(collab) not in sys.path:
+        sys.path.insert(0, str(collab))  # for collabkit, which that conftest imports
+    spec = importlib.util.spec_from_file_location("collab_redis_fixtures", collab / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_collab = _collab_fixtures()
+redis_url = _collab.redis_url
+own_redis = _collab.own_redis
+
+
+class CountingHasher(PasswordHasher):
+    """Real argon2 with cheap parameters, counting every hash and verify (a dummy hash included)."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.calls = 0
+
+    def hash(self, password, *, salt=None):
+        self.calls += 1
+        return super().hash(password, salt=salt)
+
+    def verify(self, hash, password):
+        self.calls += 1
+        return super().verify(hash, password)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def hasher(monkeypatch) -> CountingHasher:
+    counting = CountingHasher()
+    monkeypatch.setattr(store_module, "_hasher", counting)
+    return counting
+
+
+@pytest.fixture
+def settings(tmp_path, hasher) -> Settings:
+    """3 failures per username or link, 6 per address, in a window of 60 s; the gateway believes
+    X-Forwarded-For from loopback, so a test can speak from several addresses."""
+    settings = Settings(
+        home=tmp_path / "home",
+        login_max_failures=3,
+        login_max_failures_per_address=6,
+        login_window_s=WINDOW_S,
+        forwarded_allow_ips="127.0.0.1",
+    )
+    Store.from_settings(settings).add_user("alice", PASSWORD, "clinician")
+    return settings
+
+
+@contextlib.contextmanager
+def gateway(settings: Settings, clock: Clock | None = None):
+    """A gateway served by uvicorn on a free port: (an HTTP client for it, the app). With a clock, its
+    throttle counts in process on that clock."""
+    app = create_app(settings)
+    thread = GatewayThread(app)
+    url = thread.start()
+    if clock is not None:
+        app.state.throttle = SignInThrottle.from_settings(settings, clock)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            yield client, app
+    finally:
+        thread.stop()
+
+
+def login(client: httpx.Client, username: str, password: str, address: str | None = None) -> httpx.Response:
+    headers = {"X-Forwarded-For": address} if address else {}
+    return client.post("/api/auth/login", json={"username": username, "password": password}, headers=headers)
+
+
+def open_share(client: httpx.Client, token: str, pin: str | None, address: str | None = None):
+    headers = {"X-Forwarded-For": address} if address else {}
+    return client.post(f"/api/shares/{token}/open", json={"pin": pin}, headers=headers)
+
+
+def address() -> str:
+    return "10." + ".".join(str(secrets.randbelow(256)) for _ in range(3))
+
+
+def assert_throttled(response: httpx.Response, window_s: int = WINDOW_S) -> None:
+    assert response.status_code == 429, response.text
+    detail = response.json()["detail"]
+    assert detail["code"] == "too_many_attempts" and "try again in" in detail["message"]
+    assert 1 <= int(response.headers["Retry-After"]) <= window_s
+
+
+# In one gateway process
+
+
+def test_failures_lock_a_username_without_argon2_until_the_window_passes(settings, hasher):
+    clock = Clock()
+    with gateway(settings, clock) as (client, app):
+        for _ in range(3):
+            r = login(client, "alice", "wrong-password")
+            assert r.status_code == 401 and r.json()["detail"]["code"] == "unauthorized"
+        calls = hasher.calls
+        for password in ("wrong-password", PASSWORD):  # the right password too, while locked
+            r = login(client, "alice", password)
+            assert_throttled(r)
+            assert r.headers["Retry-After"] == str(WINDOW_S)
+            assert r.json()["detail"]["message"] == "too many failed sign-ins: try again in 60 s"
+        assert hasher.calls == calls, "a refused attempt ran argon2"
+        clock.now += WINDOW_S - 20
+        assert login(client, "alice", PASSWORD).headers["Retry-After"] == "20"
+        clock.now += 20
+        r = login(client, "alice", PASSWORD)
+        assert r.status_code == 200 and r.json()["user"]["name"] == "user:alice"
+        entries = Store.from_settings(settings).audit_entries()
+    failed = [e for e in entries if e.action == "login-failed"]
+    assert len(failed) == 3 and {e.principal for e in failed} == {"login:alice"}
+    assert failed[0].remote.startswith("127.0.0.1:")
+    # The lock is written once, not once per refused attempt.
+    assert [e.principal for e in entries if e.action == "login-throttled"] == ["login:alice"]
+
+
+def test_a_success_clears_the_usernames_failures(settings):
+    with gateway(settings, Clock()) as (client, app):
+        for _ in range(2):
+            assert login(client, "alice", "wrong-password").status_code == 401
+        assert login(client, "alice", PASSWORD).status_code == 200
+        for _ in range(3):
+            assert login(client, "alice", "wrong-password").status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD))
+
+
+def test_unknown_usernames_count_the_same_and_cost_an_argon2_too(settings, hasher):
+    with gateway(settings, Clock()) as (client, app):
+        known, unknown = [], []
+        for _ in range(3):
+            calls = hasher.calls
+            unknown.append(login(client, "nobody", "wrong-password"))
+            assert hasher.calls == calls + 1, "no argon2 for an unknown user: its answer comes sooner"
+            known.append(login(client, "alice", "wrong-password"))
+        assert [r.json() for r in unknown] == [r.json() for r in known]
+        calls = hasher.calls
+        refused = login(client, "nobody", "wrong-password"), login(client, "alice", "wrong-password")
+        for r in refused:
+            assert_throttled(r)
+        assert refused[0].json() == refused[1].json() and hasher.calls == calls
+
+
+def test_one_address_is_limited_across_usernames(settings):
+    a, b, c = address(), address(), address()
+    with gateway(settings, Clock()) as (client, app):
+        for username in ("u1", "u2", "u3"):  # 2 each: under the username limit, 6 for address a
+            for _ in range(2):
+                assert login(client, username, "wrong-password", a).status_code == 401
+        assert_throttled(login(client, "u4", "wrong-password", a))
+        assert_throttled(login(client, "alice", PASSWORD, a))
+        assert login(client, "alice", PASSWORD, b).status_code == 200
+        # Successes give the address back its attempt: a busy shared address is not locked by them.
+        for username in ("v1", "v2", "v3", "v4", "v5"):
+            assert login(client, username, "wrong-password", c).status_code == 401
+        for _ in range(8):
+            assert login(client, "alice", PASSWORD, c).status_code == 200
+        assert login(client, "v6", "wrong-password", c).status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD, c))
+
+
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(settings):
+    untrusted = settings.model_copy(update={"forwarded_allow_ips": ""})
+    with gateway(untrusted, Clock()) as (client, app):
+        for i in range(6):  # a new "address" and username each time: all are loopback's
+            assert login(client, f"w{i}", "wrong-password", address()).status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD, address()))
+
+
+def test_wrong_pins_lock_a_share_link_and_an_address(settings, hasher):
+    store = Store.from_settings(settings)
+    alice = store.authenticate("alice", PASSWORD)
+    links = [store.create_share("1.2.826.0.1", alice.id, 60, PIN).token for _ in range(5)]
+    clock = Clock()
+    with gateway(settings, clock) as (client, app):
+        first = links[0]
+        for _ in range(3):
+            r = open_share(client, first, "0000")
+            assert r.status_code == 401 and r.json()["detail"]["message"] == "wrong PIN"
+        calls = hasher.calls
+        r = open_share(client, first, PIN)
+        assert_throttled(r)
+        assert r.json()["detail"]["message"] == "too many wrong PINs: try again in 60 s"
+        assert hasher.calls == calls, "a refused PIN ran argon2"
+        assert open_share(client, links[1], PIN).status_code == 200, "another link is not locked"
+        # No PIN, or an unknown link, is no guess and counts nothing.
+        for _ in range(8):
+            assert open_share(client, links[1], None).status_code == 401
+            assert open_share(client, "not-a-link", PIN).status_code == 401
+        clock.now += WINDOW_S
+        assert open_share(client, first, PIN).status_code == 200
+        # A success clears the link's failures.
+        for _ in range(2):
+            assert open_share(client, first, "0000").status_code == 401
+        assert open_share(client, first, PIN).status_code == 200
+        assert open_share(client, first, "0000").status_code == 401
+        # The address: 2 wrong PINs on each of three links (the link limit is 3) lock it for every link.
+        a = address()
+        for token in links[2:5]:
+            for _ in range(2):
+                assert open_share(client, token, "0000", a).status_code == 401
+        assert_throttled(open_share(client, links[1], PIN, a))
+        assert open_share(client, links[1], PIN, address()).status_code == 200
+    entries = store.audit_entries()
+    assert sum(e.action == "share-pin-failed" for e in entries) == 3 + 2 + 1 + 6
+    assert [e.action for e in entries].count("share-pin-throttled") == 2  # the first link, address a
+
+
+def test_memory_counters_forget_expired_keys():
+    """Guessed usernames do not grow the table for ever: expired entries go once it is large."""
+    clock = Clock()
+    counters = MemoryCounters(WINDOW_S, clock, prune_from=8)
+    throttle = SignInThrottle(counters, max_failures=3, max_failures_per_address=50)
+
+    async def go():
+        for i in range(5):
+            await throttle.admit(throttle.login_limits(f"user{i}", "10.0.0.1"))
+        clock.now += WINDOW_S
+        for name in ("late1", "late2"):
+            await throttle.admit(throttle.login_limits(name, "10.0.0.2"))
+
+    asyncio.run(go())
+    assert set(counters._entries) == {
+        "voxcast:throttle:login:user:late1",
+        "voxcast:throttle:login:user:late2",
+        "voxcast:throttle:login:addr:10.0.0.2",
+    }
+
+
+# Shared through Redis
+
+
+def test_two_gateways_share_one_count_through_redis(settings, redis_url):
+    """Two replicas on one Redis (maybe the developer's own, shared with other runs: names and
+    addresses are this test's own)."""
+    shared = settings.model_copy(update={"redis_url": redis_url})
+    user, nobody = f"user-{uuid.uuid4().hex[:12]}", f"nobody-{uuid.uuid4().hex[:12]}"
+    Store.from_settings(shared).add_user(user, PASSWORD, "clinician")
+    here, elsewhere, there = address(), address(), address()
+    with gateway(shared) as (a, _), gateway(shared) as (b, _):
+        for client in (a, b, a):
+            assert login(client, nobody, "wrong-password", here).status_code == 401
+        for client in (a, b):
+            assert_throttled(login(client, nobody, "wrong-password", here))
+        # A success on one replica clears the failures counted on the other.
+        for client in (a, b):
+            assert login(client, user, "wrong-password", elsewhere).status_code == 401
+        assert login(b, user, PASSWORD, elsewhere).status_code == 200
+        for client in (a, b):
+            assert login(client, user, "wrong-password", elsewhere).status_code == 401
+        assert login(a, user, PASSWORD, elsewhere).status_code == 200
+        # One address across replicas.
+        for i in range(6):
+            assert login((a, b)[i % 2], f"{nobody}-{i}", "wrong-password", there).status_code == 401
+        assert_throttled(login(a, user, PASSWORD, there))
+        assert_throttled(login(b, user, PASSWORD, there))
+    client = redis.Redis.from_url(redis_url)
+    try:
+        key = f"voxcast:throttle:login:user:{nobody}"
+        assert client.get(key) == b"3" and 0 < client.pttl(key) <= WINDOW_S * 1000
+        assert client.get(f"voxcast:throttle:login:addr:{there}") == b"6"
+        client.delete(*client.keys("voxcast:throttle:login:*-????????????*"))
+        client.delete(*(f"voxcast:throttle:login:addr:{ip}" for ip in (here, elsewhere, there)))
+    finally:
+        client.close()
+
+
+def test_the_throttle_fails_open_while_redis_is_down(settings, own_redis, caplog):
+    with_redis = settings.model_copy(update={"redis_url": own_redis.url})
+    with gateway(with_redis) as (client, _):
+        for _ in range(3):
+            assert login(client, "alice", "wrong-password").status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD))
+        own_redis.stop()
+        with caplog.at_level(logging.WARNING, logger="voxcast.gateway.auth.throttle"):
+            assert login(client, "alice", "wrong-password").status_code == 401
+            assert login(client, "alice", PASSWORD).status_code == 200
+        assert "Redis is unreachable" in caplog.text
+        own_redis.start()  # same port, empty: counting starts again
+        for _ in range(3):
+            assert login(client, "alice", "wrong-password").status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD))
