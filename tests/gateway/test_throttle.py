@@ -250,6 +250,12 @@ def test_wrong_pins_lock_a_share_link_and_an_address(settings, hasher):
     assert [e.action for e in entries].count("share-pin-throttled") == 2  # the first link, address a
 
 
+def test_openapi_documents_the_429s(settings):
+    paths = create_app(settings).openapi()["paths"]
+    for path in ("/api/auth/login", "/api/shares/{token}/open"):
+        assert "429" in paths[path]["post"]["responses"], path
+
+
 def test_memory_counters_forget_expired_keys():
     """Guessed usernames do not grow the table for ever: expired entries go once it is large."""
     clock = Clock()
