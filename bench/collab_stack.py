@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from voxcast.config import Settings
-from voxcast.testing import free_port, redis_answers
+from voxcast.testing import RedisProcess, free_port, redis_answers
 
 PASSWORD = "bench-collab-password"
 START_TIMEOUT_S = 180.0  # the render service compiles its kernels before it says SERVING
@@ -60,11 +60,12 @@ def redis_url():
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("no Redis on 127.0.0.1:6379 and redis-server is not installed")
-    port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with _process(args, os.environ.copy(), "redis-server") as proc:
-        _wait(lambda: redis_answers(port), proc, "redis-server", 10)
-        yield f"redis://127.0.0.1:{port}/0"
+    server = RedisProcess(binary)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def _render_serving(addr: str) -> bool:

@@ -1,16 +1,13 @@
-"""Helpers for the session-layer tests: an event-loop runner, redis-server processes, a small
+"""Helpers for the session-layer tests: an event-loop runner, a small
 oblique CT volume and a renderer producing a three-rung ladder."""
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import time
 
 import numpy as np
 from argon2 import PasswordHasher
 
-from voxcast.testing import free_port, redis_answers
 from voxcast.volume import Volume
 
 SECRET = "collab-tests-secret-key-with-32-bytes!"
@@ -31,38 +28,6 @@ def run(coro, timeout: float = 60.0):
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(bounded())
-
-
-class RedisProcess:
-    """A redis-server of our own on a free port, without persistence, that tests may kill and restart."""
-
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            [self.binary, *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not redis_answers(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
 
 
 def ct_volume() -> Volume:

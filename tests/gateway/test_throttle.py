@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import secrets
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,23 +25,6 @@ from .conftest import PASSWORD, GatewayThread
 
 WINDOW_S = 60
 PIN = "2468"
-
-
-def _collab_fixtures():
-    """The session layer's Redis fixtures (tests/collab/conftest.py): the Redis on 127.0.0.1:6379 or
-    one started for the run, and one a test may kill and restart. Loaded from there, not copied."""
-    collab = Path(__file__).resolve().parents[1] / "collab"
-    if str(collab) not in sys.path:
-        sys.path.insert(0, str(collab))  # for collabkit, which that conftest imports
-    spec = importlib.util.spec_from_file_location("collab_redis_fixtures", collab / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_collab = _collab_fixtures()
-redis_url = _collab.redis_url
-own_redis = _collab.own_redis
 
 
 class CountingHasher(PasswordHasher):
