@@ -68,3 +68,16 @@ def test_preview_of_an_axial_image_uses_the_coarse_copy():
     assert image.level == 2 and image.nsamples == 4
     # The coarse voxel centres stop 1.5 fine voxels short of the edge: the rim is outside.
     np.testing.assert_allclose(image.values[1:-1, 1:-1], 100)
+
+
+@pytest.mark.parametrize("mode", ["mip", "minip", "avgip"])
+def test_oblique_preview_steps_one_coarse_voxel(rng, mode):
+    """A whole-volume preview from the 2x copy takes that copy's own one-voxel step: about half
+    the samples per ray of the full picture, each step twice as long in mm."""
+    vol = random_oblique_volume(rng, shape=(40, 36, 44))
+    prepared = prepare_volume(vol, "numba")
+    plane = oblique((0.35, 0.9, 0.25), vol, size=(16, 16))
+    full = render(prepared, ViewRequest(mode, plane=plane))
+    preview = render(prepared, ViewRequest(mode, plane=plane.resized(8, 8)), level=1)
+    assert preview.level == 1
+    assert abs(preview.nsamples - full.nsamples / 2) <= 2
