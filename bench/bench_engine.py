@@ -1,5 +1,6 @@
 """Render engine benchmark: median ms per frame for each mode and backend on the large demo CT,
-at 512x512 and at the 256x256 preview rendered from the 2x copy, each beside a reference
+at 512x512 and at the 256x256 preview as the render service's preview rung renders it (from the 2x
+copy, whole-volume rays at PREVIEW_RAY_STEP times the copy's default step), each beside a reference
 implementation of the same operation timed in the same run:
 
 - scipy.ndimage.map_coordinates(order=1) for MPR (same sample points);
@@ -34,6 +35,7 @@ from voxcast.render.engine.raygrid import default_step_mm, world_grid
 from voxcast.render.engine.rays import RayGrid, Shading
 from voxcast.render.engine.transfer import REFERENCE_MM, get_transfer
 from voxcast.render.engine.views import Plane, axial, oblique
+from voxcast.render.ladder import PREVIEW_RAY_STEP
 
 from voxcast.demo.phantom import make_ct_phantom, make_pet_phantom
 from voxcast.volume import Volume
@@ -118,7 +120,9 @@ def _on_voxel(volume: Volume, index) -> np.ndarray:
     return volume.index_to_world(np.asarray(index, dtype=np.float64))
 
 
-def cases(volume: Volume, size: int) -> list[Case]:
+def cases(volume: Volume, size: int, ray_step: float = 1.0) -> list[Case]:
+    """The rows for one volume and image size; whole-volume rays step `ray_step` times the default,
+    as the render service's preview rung does (voxcast.render.ladder)."""
     centre_idx = (np.asarray(volume.shape) - 1) / 2.0
     mid_slice = _on_voxel(volume, (volume.shape[0] // 2, centre_idx[1], centre_idx[2]))
     ax = axial(volume, center=mid_slice, size=(size, size))
@@ -160,14 +164,13 @@ def cases(volume: Volume, size: int) -> list[Case]:
     aligned = world_grid(ax_full, volume, step_mm=float(volume.spacing[0])).in_index_space(volume)
     for name, kind in (("MIP", "max"), ("MinIP", "min"), ("AvgIP", "mean")):
         out.append(Case(f"{name} axial (aligned)", size, volume, ax_full, aligned, kind, "numpy"))
-    step3 = default_step_mm(volume, ob3.normal, "mip")
+    step3 = ray_step * default_step_mm(volume, ob3.normal, "mip")
     full = world_grid(ob3, volume, step_mm=step3).in_index_space(volume)
     for name, kind in (("MIP", "max"), ("MinIP", "min"), ("AvgIP", "mean")):
         ref = "vtkFixedPoint" if kind != "mean" else "-"
         out.append(Case(f"{name} oblique", size, volume, ob3, full, kind, ref))
-    vr_grid = world_grid(ob3, volume, step_mm=default_step_mm(volume, ob3.normal, "vr")).in_index_space(
-        volume
-    )
+    vr_step = ray_step * default_step_mm(volume, ob3.normal, "vr")
+    vr_grid = world_grid(ob3, volume, step_mm=vr_step).in_index_space(volume)
     out.append(Case("VR unshaded", size, volume, ob3, vr_grid, "vr", "vtkFixedPoint"))
     out.append(Case("VR shaded", size, volume, ob3, vr_grid, "vr-shaded", "vtkFixedPoint"))
     return out
@@ -366,7 +369,8 @@ def run(names: list[str], filter_text: str = "") -> list[list[str]]:
         print(f"<!-- VTK references skipped: {vtk_problem} -->")
     backends = {name: get_backend(name) for name in names}
     handles: dict[tuple[str, int], object] = {}
-    all_cases = [c for size in (512, 256) for c in cases(levels[size], size)]
+    # The 256x256 rows are the preview rung: the 2x copy, and its ray step on whole-volume rays.
+    all_cases = [*cases(ct, 512), *cases(levels[256], 256, PREVIEW_RAY_STEP)]
     # Fusion: the PET sampled along the same view as the CT's oblique MIP (its own grid and step).
     pet_plane = oblique(OBLIQUE_3D_NORMAL, ct)
     pet_grid = world_grid(pet_plane, pet, step_mm=default_step_mm(pet, pet_plane.normal, "mip"))
@@ -401,7 +405,7 @@ def run(names: list[str], filter_text: str = "") -> list[list[str]]:
             ref_ms = median_ms(REFERENCES[case.reference](case))
         fast = "numba" if "numba" in times else names[-1]
         ratio = f"{ref_ms / times[fast]:.2f}" if ref_ms and times.get(fast) else "-"
-        image = f"{case.size}x{case.size}" + (" (2x copy)" if case.size == 256 else "")
+        image = f"{case.size}x{case.size}" + (" (preview: 2x copy)" if case.size == 256 else "")
         row = [case.mode, image, str(case.grid.nsamples), *(_fmt(times[n]) for n in names)]
         rows.append(row + [case.reference, _fmt(ref_ms), ratio])
         print("|", " | ".join(rows[-1]), "|", flush=True)
