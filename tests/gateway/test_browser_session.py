@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 from .test_browser import ARTIFACTS, BROWSER_ARGS, PIXEL_STATS, _chromium, stack_up  # noqa: F401
@@ -175,6 +176,29 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         ARTIFACTS.mkdir(exist_ok=True)
         presenter.screenshot(path=str(ARTIFACTS / "session-presenter.png"))
         follower.screenshot(path=str(ARTIFACTS / "session-follower.png"))
+
+        # Someone on a share link of this study opens the signed-in users' invitation: they give a
+        # name (no PIN: the invitation is not a guest one) and join as a guest.
+        login = httpx.post(url + "/api/auth/login", json={"username": "admin", "password": password})
+        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        study_uid = httpx.get(url + "/api/studies", headers=admin).json()[0]["study_uid"]
+        share = httpx.post(
+            url + "/api/shares",
+            headers=admin,
+            json={"study_uid": study_uid, "expires_minutes": 10, "pin": "2468"},
+        ).json()
+        visitor = _page(browser, problems, "share-link guest")
+        visitor.goto(share["url"])
+        visitor.fill("input[name=pin]", "2468")
+        visitor.click("button[type=submit]")
+        visitor.wait_for_selector(".series-card[data-modality=CT]", timeout=60_000)
+        visitor.goto(link)
+        visitor.wait_for_selector("input[name=name]", timeout=30_000)
+        assert visitor.locator("input[name=pin]").count() == 0
+        visitor.fill("input[name=name]", "Dr Share")
+        visitor.click("button[type=submit]")
+        visitor.wait_for_selector(f"{AXIAL}[data-session-sequence]", timeout=120_000)
+        presenter.wait_for_selector(".session-panel li:has-text('Dr Share (guest)')", timeout=30_000)
 
         # The owner ends the session for everyone.
         presenter.on("dialog", lambda dialog: dialog.accept())

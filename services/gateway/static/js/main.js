@@ -108,13 +108,15 @@ function showError(err) {
   app.replaceChildren(Object.assign(document.createElement("div"), { className: "card error", textContent: err.message }));
 }
 
-// A guest invitation: the PIN (and a name, for someone without an account), checked by the gateway
-// as it admits them; a wrong one is said in the form, which stays for another try.
+// Joining as a guest: a guest invitation's PIN, and a name for anyone without an account (someone
+// on a share link too), checked by the gateway as it admits them; a wrong PIN is said in the form,
+// which stays for another try.
 function guestJoin(invite) {
   if (!invite.study) return showError(new Error("this invitation link is damaged"));
   const signedIn = session.user && session.user.role !== "guest";  // named by their account
   const fields = signedIn ? [] : [["name", "text", "your name"]];
-  form("Join a shared session", [...fields, ["pin", "pin", "PIN"]], "Join", async (v) => {
+  if (invite.kind === "guest") fields.push(["pin", "pin", "PIN"]);
+  form("Join a shared session", fields, "Join", async (v) => {
     const admitted = await admit({ session: invite.session, invite: invite.invite, pin: v.pin, name: v.name });
     const { access } = admitted.first;
     if (access) session.set(access.token, access.user);  // a guest sees the study with this token
@@ -159,7 +161,8 @@ async function route() {
     // The gateway would refuse it too: a guest sees one study only.
     return showError(new Error("this invitation is for another study than the one your link opens"));
   }
-  if (guestInvite) return guestJoin(invite);
+  // A share link's guest joins any invitation to its study as a guest, with a name.
+  if (guestInvite || (invite?.invite && guestStudy)) return guestJoin(invite);
   if (invite) {
     return joinSession(invite).catch((err) => {
       if (err.status === 401) return unauthorized();
