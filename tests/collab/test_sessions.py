@@ -268,6 +268,9 @@ def test_guest_permissions_and_the_owner_ending_the_session(hubs_for):
             await guest.send({"type": "request_control"})
             await owner.send({"type": "hand_over", "to": guest.id})
             await guest.send({"type": "viewport", "viewport_id": "ax", "state": view(1)})
+            # Presenting, a guest still may not invite: an invitation would outlive their own.
+            with pytest.raises(PermissionDenied):
+                await guest.invite("guest", pin="2468", may_control=True)
             # The owner ends it: everyone, on both replicas, gets "ended" and then the stream stops.
             ended = await owner.send({"type": "end"})
             for p in (bob, carol, guest):
@@ -277,6 +280,43 @@ def test_guest_permissions_and_the_owner_ending_the_session(hubs_for):
                     await next_event(p)
             with pytest.raises(SessionEnded):
                 await b.join(sid, CAROL)
+        finally:
+            await close()
+
+    run(scenario())
+
+
+def test_guesses_sent_at_once_get_no_more_tries_than_one_by_one(hubs_for):
+    """Each try is counted before its PIN is checked: 40 guesses in parallel on two replicas see
+    at most five PINs checked, the rest refused as revoked, and the right PIN among them gets in
+    only if it was one of the five."""
+
+    async def scenario():
+        (a, b), close = await hubs_for()
+        try:
+            sid = await a.create_session(OWNER, STUDY, [CT])
+            owner = await a.join(sid, OWNER)
+            token = await owner.invite("guest", pin="4321")
+            pins = ["0000"] * 39 + ["4321"]
+            results = await asyncio.gather(
+                *((a, b)[i % 2].redeem(token, pin=pin) for i, pin in enumerate(pins)),
+                return_exceptions=True,
+            )
+            checked = [r for r in results if not isinstance(r, PermissionDenied) or r.field == "pin"]
+            assert len(checked) <= 5
+            assert all(isinstance(r, PermissionDenied) for r in results if r not in checked)
+            assert all("revoked" in r.message for r in results if r not in checked)
+            with pytest.raises(PermissionDenied) as err:
+                await b.redeem(token, pin="4321")
+            assert "revoked" in err.value.message
+            # One by one, a right PIN after four wrong ones gets in, and gives its try back.
+            token = await owner.invite("guest", pin="1357")
+            for left in (4, 3, 2, 1):
+                with pytest.raises(PermissionDenied) as err:
+                    await (a, b)[left % 2].redeem(token, pin="0000")
+                assert err.value.message == f"wrong PIN ({left} tr{'y' if left == 1 else 'ies'} left)"
+            assert (await b.redeem(token, pin="1357")).kind == "guest"
+            assert (await a.redeem(token, pin="1357")).kind == "guest"
         finally:
             await close()
 

@@ -207,8 +207,8 @@ class SessionHub:
         signed_in = user is not None and user.kind == "user"
         if claims.kind == "user" and not signed_in and guest_of is None:
             raise PermissionDenied("this invitation is for signed-in users", field="token")
-        if claims.kind == "guest" and not await asyncio.to_thread(self.invites.pin_matches, record, pin):
-            await self._wrong_pin(claims.session_id, claims.jti)
+        if claims.kind == "guest":
+            await self._check_pin(claims.session_id, claims.jti, pin)
         if signed_in:
             return Grant(
                 claims.session_id, claims.study_uid, "user", user.participant_id, True, claims.expires_at
@@ -217,19 +217,25 @@ class SessionHub:
         guest_id = f"g:{uuid.uuid4().hex[:16]}"
         return Grant(claims.session_id, claims.study_uid, "guest", guest_id, may_control, claims.expires_at)
 
-    async def _wrong_pin(self, session_id: str, jti: str) -> None:
-        """Count a wrong PIN on the invitation (revoked after a few) and refuse, saying how many
-        tries are left."""
+    async def _check_pin(self, session_id: str, jti: str, pin: str | None) -> None:
+        """Check a guest invitation's PIN; refuse a wrong one, saying how many tries are left.
+
+        The try is counted in the session (one order for every replica) before argon2 runs and taken
+        back once the PIN proves right, so a burst of guesses in parallel gets no more tries than
+        the same guesses one after another."""
         room = await self._room(session_id)
         try:
-            await room.submit("", {"type": "invite_failure", "jti": jti})
-            record = room.state.invitation(jti) or {"failures": MAX_INVITE_FAILURES, "revoked": True}
+            event = await room.submit("", {"type": "invite_attempt", "jti": jti})
+            record = room.state.invitation(jti)
+            if await asyncio.to_thread(self.invites.pin_matches, record, pin):
+                await room.submit("", {"type": "invite_admitted", "jti": jti})
+                return
         finally:
             await room._close_if_empty()
-        if record["revoked"]:
+        if event["revoked"]:
             message = f"after {MAX_INVITE_FAILURES} wrong PINs the invitation is revoked; ask for a new one"
             raise PermissionDenied(f"wrong PIN: {message}", field="pin")
-        left = MAX_INVITE_FAILURES - record["failures"]
+        left = MAX_INVITE_FAILURES - event["failures"]
         raise PermissionDenied(f"wrong PIN ({left} {'try' if left == 1 else 'tries'} left)", field="pin")
 
     async def join(self, session_id: str, identity: Identity, grant: Grant | None = None) -> Participant:

@@ -179,7 +179,7 @@ def decide(state: SessionState, actor: str, command: dict, seq: int) -> Change:
     me = state.participant(actor)
     if kind == "join" and me is None:
         me = command["participant"]
-    elif kind in ("invite_failure", "replica_gone", "presence"):
+    elif kind in ("invite_attempt", "invite_admitted", "replica_gone", "presence"):
         me = _SYSTEM
     if me is None:
         raise PermissionDenied(f"{actor} is not a participant of this session")
@@ -449,20 +449,42 @@ def _replica_gone(state, me, command, seq):
 
 
 def _invite(state, me, command, seq):
-    if state.presenter != me["id"] and not _is_manager(state, me):
-        raise PermissionDenied("only the owner, an admin or the presenter can invite")
+    # A guest in control presents but does not invite: an invitation would outlive their own.
+    if (state.presenter != me["id"] or me["kind"] != "user") and not _is_manager(state, me):
+        raise PermissionDenied("only the owner, an admin or a signed-in presenter can invite")
     record = command["invitation"]
     event = _event("invited", me, kind=record["kind"], may_control=record["may_control"])
     return Change(event, {f"inv:{record['jti']}": record})
 
 
-def _invite_failure(state, me, command, seq):
-    """A wrong PIN: counted on the invitation, which is revoked after a few."""
+def _invite_attempt(state, me, command, seq):
+    """A PIN about to be checked counts as wrong until it is found right (invite_admitted), so
+    guesses sent all at once get no more tries than guesses sent one by one: once MAX_INVITE_FAILURES
+    are counted the invitation is revoked and further attempts are refused before any check."""
     jti = command["jti"]
     record = state.invitation(jti)
-    failures = record["failures"] + 1
+    if record is None or record["revoked"]:
+        raise PermissionDenied(
+            f"this invitation is no longer valid: revoked after {MAX_INVITE_FAILURES} wrong PINs; "
+            "ask for a new one",
+            field="token",
+        )
+    return _count_pin(jti, record, record["failures"] + 1, "invite_attempt", me)
+
+
+def _invite_admitted(state, me, command, seq):
+    """The PIN of an attempt was right: it no longer counts."""
+    jti = command["jti"]
+    record = state.invitation(jti)
+    if record is None:
+        raise InvalidCommand(f"no invitation {jti}", field="jti")
+    return _count_pin(jti, record, max(0, record["failures"] - 1), "invite_admitted", me)
+
+
+def _count_pin(jti: str, record: dict, failures: int, event_type: str, me: dict) -> Change:
     updated = {**record, "failures": failures, "revoked": failures >= MAX_INVITE_FAILURES}
-    return Change(_event("invite_failure", me, revoked=updated["revoked"]), {f"inv:{jti}": updated})
+    event = _event(event_type, me, failures=failures, revoked=updated["revoked"])
+    return Change(event, {f"inv:{jti}": updated})
 
 
 _HANDLERS = {
@@ -482,7 +504,8 @@ _HANDLERS = {
     "join": _join,
     "leave": _leave,
     "invite": _invite,
-    "invite_failure": _invite_failure,
+    "invite_attempt": _invite_attempt,
+    "invite_admitted": _invite_admitted,
     "replica_gone": _replica_gone,
     "presence": _presence,
 }
