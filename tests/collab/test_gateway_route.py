@@ -167,7 +167,10 @@ def test_guests_join_with_a_pin_and_see_only_the_session_study(signed_in, render
         # nor into a session of its own.
         with client.websocket_connect(f"/ws/session?session={sid}&token={access['token']}") as again:
             back = again.receive_json()
-            assert back["you"] == you and "access" not in back
+            # ... with a fresh token (a board may sit longer than one token lasts).
+            assert back["you"] == you and back["access"]["user"] == access["user"]
+            renewed = {"Authorization": f"Bearer {back['access']['token']}"}
+            assert client.get(f"/api/studies/{study}/series", headers=renewed).status_code == 200
         error = refused(client, f"/ws/session?session=another&token={access['token']}")
         assert error["field"] == "invite"
         error = refused(client, f"/ws/session?study={study}&token={access['token']}")
@@ -182,9 +185,19 @@ def test_guests_join_with_a_pin_and_see_only_the_session_study(signed_in, render
         assert "revoked" in refused(client, join + "&pin=0000")["message"]
         assert "revoked" in refused(client, join + "&pin=4321")["message"]
 
-        # The guest's access ends with the session: REST and /ws refuse the token at once.
+        # The guest's access ends with the session: REST and /ws refuse the token at once, and a
+        # /ws opened before the end stops at its next open.
+        looking = client.websocket_connect(f"/ws?token={access['token']}")
+        detached = looking.__enter__()
+        until(detached, "ready")
         alice.send_json({"type": "session.end"})
         until(alice, "session.ended")
+        detached.send_json({"type": "open", "viewport": "b", "series_uid": render_service.demo.ct_series_uid})
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                detached.receive_json()
+        assert closed.value.code == 4401
+        looking.__exit__(None, None, None)
         answer = client.get(f"/api/studies/{study}/series", headers=auth)
         assert answer.status_code == 401 and "ended" in answer.json()["detail"]["message"]
         with client.websocket_connect(f"/ws?token={access['token']}") as ws:
@@ -222,3 +235,18 @@ def test_share_link_guests_join_sessions_on_their_study_only(signed_in, render_s
             assert welcome["access"]["user"]["study_uid"] == study
             guest.send_json({"type": "session.request_control"})
             assert until(guest, "session.error")["code"] == "forbidden"
+            # Its session token is tied to the link: revoking the link ends it too.
+            renewed = {"Authorization": f"Bearer {welcome['access']['token']}"}
+            assert client.get(f"/api/studies/{study}/series", headers=renewed).status_code == 200
+            listed = client.get("/api/shares", headers=auth).json()
+            link_id = next(s["id"] for s in listed if s["study_uid"] == study)
+            assert client.delete(f"/api/shares/{link_id}", headers=auth).status_code in (200, 204)
+            assert client.get(f"/api/studies/{study}/series", headers=renewed).status_code == 401
+
+
+def test_guest_names_lose_control_and_format_characters():
+    from voxcast.gateway.collab.route import guest_name
+
+    # A right-to-left override or a zero-width space could make one name read as another.
+    assert guest_name("  Dr\u202e  Who\u200b\n ") == "Dr Who"
+    assert guest_name("x" * 200) == "x" * 80

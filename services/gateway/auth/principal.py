@@ -28,6 +28,7 @@ class Principal:
     # A guest admitted to a shared session by its invitation: that session, as this participant.
     session_id: str | None = None
     participant_id: str | None = None
+    access_until: float | None = None  # the invitation's expiry (epoch s): a renewed token stops there
 
     @property
     def is_guest(self) -> bool:
@@ -70,18 +71,27 @@ class Tokens:
         return self._encode({"sub": f"share:{link.id}", "role": GUEST, "study": link.study_uid}, expires)
 
     def for_session_guest(
-        self, session_id: str, study_uid: str, participant_id: str, name: str, expires_at: float
+        self,
+        session_id: str,
+        study_uid: str,
+        participant_id: str,
+        name: str,
+        expires_at: float,
+        share: ShareLink | None = None,
     ) -> str:
         """Access for a guest a session invitation admitted: the session's study only (REST, /ws) and
-        back into that session as the same participant. It never outlives the invitation."""
+        back into that session as the same participant. It never outlives the invitation, nor the
+        share link the guest came with (`share`), which is checked again on every use."""
         kind, _, ident = participant_id.partition(":")
         if kind != "g" or not ident:
             raise ValueError(f"not a guest participant id: {participant_id!r}")
-        expires = min(
-            datetime.now(UTC) + timedelta(minutes=self.minutes), datetime.fromtimestamp(expires_at, UTC)
-        )
+        ends = [datetime.now(UTC) + timedelta(minutes=self.minutes), datetime.fromtimestamp(expires_at, UTC)]
         claims = {"sub": f"guest:{ident}", "role": GUEST, "study": study_uid, "sid": session_id, "name": name}
-        return self._encode(claims, expires)
+        claims["until"] = expires_at
+        if share is not None:
+            claims["share"] = share.id
+            ends.append(share.expires_at.replace(tzinfo=UTC))
+        return self._encode(claims, min(ends))
 
     def principal(self, token: str) -> Principal:
         """The principal of a token; AuthError when it is invalid, expired, or its link is revoked."""
@@ -102,13 +112,20 @@ class Tokens:
                 display="Guest",
             )
         if kind == "guest" and ident and claims.get("study") and claims.get("sid"):
+            share_id = claims.get("share")
+            if share_id is not None:
+                # Came with a share link: revoking the link ends this access too.
+                share_id = self._store.live_share(int(share_id)).id
             return Principal(
-                name=f"guest:{ident}",
+                # The audit trail leads back to the link a guest came with.
+                name=f"share:{share_id}" if share_id is not None else f"guest:{ident}",
                 role=GUEST,
+                share_id=share_id,
                 study_uid=str(claims["study"]),
                 display=str(claims.get("name") or "Guest"),
                 session_id=str(claims["sid"]),
                 participant_id=f"g:{ident}",
+                access_until=float(claims.get("until") or claims["exp"]),
             )
         if kind == "user" and ident.isdigit():
             user = self._store.get_user(int(ident))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from voxcast.gateway.auth.principal import GUEST, LOCAL_PRINCIPAL, Principal
@@ -73,9 +74,14 @@ async def _identity(websocket: WebSocket, hub: SessionHub):
     gateway, params = websocket.app.state.gateway, websocket.query_params
     token, invite, pin = params.get("token"), params.get("invite"), params.get("pin")
     if not token and invite and not gateway.open_access:
-        return _guest(gateway, await hub.redeem(invite, pin=pin), params.get("name", ""))
+        grant = await hub.redeem(invite, pin=pin)
+        identity = Identity.guest(grant, guest_name(params.get("name", "")))
+        access = _access(gateway, identity, grant.session_id, grant.study_uid, grant.expires_at, None)
+        return identity, grant, access
     try:
         principal = LOCAL_PRINCIPAL if gateway.open_access else gateway.tokens.principal(token or "")
+        # An ended session's guest token is no way into this session or any other.
+        await check_session_guest(websocket.app, principal)
     except AuthError as exc:
         await websocket.close(WS_4401_UNAUTHORIZED, str(exc))
         return None
@@ -83,25 +89,53 @@ async def _identity(websocket: WebSocket, hub: SessionHub):
         if invite:
             # A share link's guest (or a session's) may take an invitation into their own study.
             grant = await hub.redeem(invite, pin=pin, guest_of=principal.study_uid)
-            return _guest(gateway, grant, params.get("name", "") or principal.display)
+            identity = Identity.guest(grant, guest_name(params.get("name", "") or principal.display))
+            return (
+                identity,
+                grant,
+                _access(gateway, identity, grant.session_id, grant.study_uid, grant.expires_at, principal),
+            )
         if principal.session_id is None or principal.session_id != params.get("session"):
             raise PermissionDenied("a guest joins a session with its invitation", field="invite")
-        return Identity(principal.participant_id, principal.display, "guest"), None, {}
+        # Back in the session: a fresh token, which still ends with the invitation (and the link).
+        identity = Identity(principal.participant_id, principal.display, "guest")
+        return (
+            identity,
+            None,
+            _access(
+                gateway,
+                identity,
+                principal.session_id,
+                principal.study_uid,
+                principal.access_until,
+                principal,
+            ),
+        )
     who = str(principal.user_id) if principal.user_id is not None else principal.name
     identity = Identity.user(who, principal.display or principal.name, admin=principal.is_admin)
     grant = await hub.redeem(invite, pin=pin, user=identity) if invite else None
     return identity, grant, {}
 
 
-def _guest(gateway, grant, name: str):
-    """A guest an invitation admitted, with their access token to the session's study and back
-    into the session (it expires with the invitation)."""
-    identity = Identity.guest(grant, " ".join(name.split())[:80])
+def guest_name(name: str) -> str:
+    """A guest's name as others will read it: no control or format characters (which could
+    reorder what is shown), spaces collapsed, at most 80 characters."""
+    visible = "".join(c for c in name if unicodedata.category(c) not in ("Cc", "Cf"))
+    return " ".join(visible.split())[:80]
+
+
+def _access(
+    gateway, identity: Identity, session_id: str, study_uid: str, until: float, came_with: Principal | None
+) -> dict:
+    """The greeting that gives a guest their access token to the session's study and back into the
+    session; it ends with the invitation (`until`) and with the share link the guest came with."""
+    share_id = came_with.share_id if came_with is not None else None
+    share = gateway.store.live_share(share_id) if share_id is not None else None
     token = gateway.tokens.for_session_guest(
-        grant.session_id, grant.study_uid, identity.participant_id, identity.name, grant.expires_at
+        session_id, study_uid, identity.participant_id, identity.name, until, share
     )
-    user = {"name": identity.name, "role": GUEST, "study_uid": grant.study_uid}
-    return identity, grant, {"access": {"token": token, "user": user}}
+    user = {"name": identity.name, "role": GUEST, "study_uid": study_uid}
+    return {"access": {"token": token, "user": user}}
 
 
 @router.websocket("/ws/session")

@@ -271,10 +271,13 @@ class ViewerConnection:
 
     async def _open(self, message: m.Open) -> None:
         assert self.principal is not None
-        if self.principal.share_id is not None:
-            # A link revoked while its guest is connected stops working at the next open.
+        if self.principal.share_id is not None or self.principal.session_id is not None:
+            # A link revoked, or a session ended, while its guest is connected stops this access
+            # at the next open.
             try:
-                self.gateway.store.live_share(self.principal.share_id)
+                if self.principal.share_id is not None:
+                    self.gateway.store.live_share(self.principal.share_id)
+                await check_session_guest(self.ws.app, self.principal)
             except AuthError as exc:
                 await self._close(WS_4401_UNAUTHORIZED, str(exc))
                 raise WebSocketDisconnect(WS_4401_UNAUTHORIZED) from None
