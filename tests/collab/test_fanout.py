@@ -101,6 +101,12 @@ def test_settled_frames_are_shared_only_for_the_same_view():
         assert await shared.load("ax", {"w": [1.0, 2.0], "n": 1}) == "frame-1"  # key order is no matter
         assert await shared.load("ax", {"n": 2, "w": [1.0, 2.0]}) is None
         assert await shared.load("cor", {"n": 1, "w": [1.0, 2.0]}) is None
+        # A blob this codec cannot read (another version's) is a miss, not a failure.
+        ascii_frames = SettledFrames(
+            bus, "s1", FrameCodec(encode=lambda b: b, decode=lambda b: b.decode("ascii")), ttl_s=60
+        )
+        await ascii_frames.save("sag", {"n": 1}, b"\xff")
+        assert await ascii_frames.load("sag", {"n": 1}) is None
         # A replica that finds the frame does not render.
         rendered = []
 

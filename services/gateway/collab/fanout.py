@@ -87,7 +87,9 @@ class SettledFrames:
         self._ttl_s = ttl_s
 
     def _key(self, viewport_id: str) -> str:
-        return f"frame:{{{self._session_id}}}:{viewport_id}"
+        # Named for what is stored (WebSocket packets since they replaced protobuf frames), so
+        # replicas of two versions during a rolling upgrade never read each other's blobs.
+        return f"packet:{{{self._session_id}}}:{viewport_id}"
 
     @staticmethod
     def _view_key(state: dict) -> bytes:
@@ -106,7 +108,11 @@ class SettledFrames:
         (n,) = struct.unpack(">I", data[:4])
         if data[4 : 4 + n] != self._view_key(state):
             return None
-        return self._codec.decode(data[4 + n :])
+        try:
+            return self._codec.decode(data[4 + n :])
+        except Exception:  # noqa: BLE001 - whatever a codec raises, a frame that cannot be read is a miss
+            log.warning("unreadable settled frame of %s/%s: rendered again", self._session_id, viewport_id)
+            return None
 
 
 class ViewportFeed:
