@@ -1,5 +1,6 @@
-"""Throttling of password and PIN guessing: failed sign-ins per username and per client address,
-wrong share-link PINs per link and per address; in one gateway process, and shared by two gateways
+"""Throttling of password and PIN guessing: failed sign-ins per username from one address, per
+username from everywhere (a higher ceiling) and per client address (an IPv6 one by its /64), and wrong
+share-link PINs per link and per client address; in one gateway process, and shared by two gateways
 through a real Redis, which failing must not stop anyone from signing in."""
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from argon2 import PasswordHasher
 from voxcast.gateway.app import create_app
 from voxcast.gateway.auth import store as store_module
 from voxcast.gateway.auth.store import Store
-from voxcast.gateway.auth.throttle import MemoryCounters, SignInThrottle
+from voxcast.gateway.auth.throttle import (
+    Admission,
+    MemoryCounters,
+    RedisCounters,
+    SignInThrottle,
+    Throttled,
+    address_key,
+)
 
 from voxcast.config import Settings
 
@@ -60,7 +68,8 @@ def hasher(monkeypatch) -> CountingHasher:
 
 @pytest.fixture
 def settings(tmp_path, hasher) -> Settings:
-    """3 failures per username or link, 6 per address, in a window of 60 s; the gateway believes
+    """3 failures per username from one address or per link, 30 per username from anywhere (the
+    ceiling: 10 times), 6 per address, in a window of 60 s; the gateway believes
     X-Forwarded-For from loopback, so a test can speak from several addresses."""
     settings = Settings(
         home=tmp_path / "home",
@@ -174,13 +183,61 @@ def test_one_address_is_limited_across_usernames(settings):
         assert_throttled(login(client, "u4", "wrong-password", a))
         assert_throttled(login(client, "alice", PASSWORD, a))
         assert login(client, "alice", PASSWORD, b).status_code == 200
-        # Successes give the address back its attempt: a busy shared address is not locked by them.
+        # Successes do not count (each takes back its own attempt): a busy shared address, a hospital's
+        # NAT, is not locked by them, and they buy no extra guesses either.
         for username in ("v1", "v2", "v3", "v4", "v5"):
             assert login(client, username, "wrong-password", c).status_code == 401
         for _ in range(8):
             assert login(client, "alice", PASSWORD, c).status_code == 200
         assert login(client, "v6", "wrong-password", c).status_code == 401
         assert_throttled(login(client, "alice", PASSWORD, c))
+
+
+def test_failures_from_one_address_do_not_lock_the_user_out_elsewhere_until_the_ceiling(settings, hasher):
+    a, b = "10.1.0.1", "10.1.0.2"
+    with gateway(settings, Clock()) as (client, app):
+        for _ in range(3):
+            assert login(client, "alice", "wrong-password", a).status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD, a))
+        assert login(client, "alice", PASSWORD, b).status_code == 200
+        assert_throttled(login(client, "alice", PASSWORD, a)), "b's success cleared a's count"
+        assert login(client, "nobody", "wrong-password", a).status_code == 401, "a is not locked"
+        # Successes do not count towards the username's ceiling (30) either.
+        for _ in range(35):
+            assert login(client, "alice", PASSWORD, b).status_code == 200
+        # A guess spread over addresses, under each one's limit, stops at the ceiling: a's 3 and 27 more.
+        for i in range(9):
+            for _ in range(3):
+                assert login(client, "alice", "wrong-password", f"10.2.0.{i}").status_code == 401
+        calls = hasher.calls
+        for where in (b, "10.3.0.1"):
+            assert_throttled(login(client, "alice", PASSWORD, where))
+        assert hasher.calls == calls, "a refused attempt ran argon2"
+        assert login(client, "nobody", "wrong-password", "10.3.0.1").status_code == 401
+        assert login(client, "nobody", "wrong-password", b).status_code == 401
+    entries = Store.from_settings(settings).audit_entries()
+    # Each address's lock of alice (a and the nine), and the ceiling on the thirtieth failure.
+    assert [e.principal for e in entries if e.action == "login-throttled"] == ["login:alice"] * 10
+
+
+def test_ipv6_clients_count_by_their_64_prefix(settings):
+    assert address_key("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert address_key("2001:DB8:1:2::1") == address_key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert address_key("fe80::1%eth0") == "fe80::/64"
+    assert address_key("::ffff:192.0.2.7") == address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key("192.0.2.8") != address_key("192.0.2.7")
+    assert address_key("testclient") == "testclient"
+    with gateway(settings, Clock()) as (client, app):
+        # Six addresses of one /64 are one client: a new address per guess buys nothing.
+        for i in range(1, 7):
+            assert login(client, f"u{i}", "wrong-password", f"2001:db8:1:2::{i}").status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD, "2001:db8:1:2:abcd::7"))
+        assert login(client, "alice", PASSWORD, "2001:db8:1:3::1").status_code == 200
+        # IPv4 by the whole address: a neighbour of a locked address is not locked.
+        for i in range(6):
+            assert login(client, f"v{i}", "wrong-password", "192.0.2.7").status_code == 401
+        assert_throttled(login(client, "alice", PASSWORD, "::ffff:192.0.2.7"))
+        assert login(client, "alice", PASSWORD, "192.0.2.8").status_code == 200
 
 
 def test_x_forwarded_for_counts_only_from_a_trusted_proxy(settings):
@@ -239,11 +296,11 @@ def test_openapi_documents_the_429s(settings):
 def test_memory_counters_forget_expired_keys():
     """Guessed usernames do not grow the table for ever: expired entries go once it is large."""
     clock = Clock()
-    counters = MemoryCounters(WINDOW_S, clock, prune_from=8)
+    counters = MemoryCounters(WINDOW_S, clock, prune_from=7)
     throttle = SignInThrottle(counters, max_failures=3, max_failures_per_address=50)
 
     async def go():
-        for i in range(5):
+        for i in range(3):
             await throttle.admit(throttle.login_limits(f"user{i}", "10.0.0.1"))
         clock.now += WINDOW_S
         for name in ("late1", "late2"):
@@ -251,10 +308,83 @@ def test_memory_counters_forget_expired_keys():
 
     asyncio.run(go())
     assert set(counters._entries) == {
+        "voxcast:throttle:login:user-addr:10.0.0.2|late1",
+        "voxcast:throttle:login:user-addr:10.0.0.2|late2",
         "voxcast:throttle:login:user:late1",
         "voxcast:throttle:login:user:late2",
         "voxcast:throttle:login:addr:10.0.0.2",
     }
+
+
+@pytest.fixture(params=["memory", "redis"])
+def counters_and_expiry(request):
+    """Counters, and a way to end the current window of some keys: the clock passing it in process,
+    the keys expiring (deleted) in Redis."""
+    if request.param == "memory":
+        clock = Clock()
+
+        def expire(keys):
+            clock.now += WINDOW_S
+
+        yield MemoryCounters(WINDOW_S, clock), expire
+        return
+    url = request.getfixturevalue("redis_url")
+    client = redis.Redis.from_url(url)
+    counters = RedisCounters(url, WINDOW_S)
+    used: set[str] = set()
+
+    def expire(keys):
+        used.update(keys)
+        client.delete(*keys)
+
+    try:
+        yield counters, expire  # the test closes the counters, in the event loop that used them
+    finally:
+        stale = client.keys("voxcast:throttle:*-" + "?" * 12 + "*")
+        client.delete(*used, *stale)
+        client.close()
+
+
+def test_a_success_takes_back_only_its_own_attempt_in_its_own_window(counters_and_expiry):
+    """A sign-in admitted as its window ends, and checked after, cannot take an attempt off the next
+    window's count; an attempt admitted uncounted takes nothing back."""
+    counters, expire = counters_and_expiry
+    throttle = SignInThrottle(counters, max_failures=3, max_failures_per_address=6)
+    tag = uuid.uuid4().hex[:12]
+    where = "10.9." + ".".join(str(secrets.randbelow(256)) for _ in range(2))
+
+    def limits(name):
+        return throttle.login_limits(f"{name}-{tag}", where)
+
+    async def go():
+        try:
+            await sequence()
+        finally:
+            await throttle.close()
+
+    async def sequence():
+        ok = limits("alice")
+        admission = await throttle.admit(ok)
+        expire([limit.key for limit in ok])
+        for i in range(5):
+            await throttle.admit(limits(f"u{i}"))
+        await throttle.succeeded(ok, admission)
+        await throttle.succeeded(ok, Admission())
+        await throttle.admit(limits("u5"))
+        with pytest.raises(Throttled):
+            await throttle.admit(limits("u6"))
+        # In its own window a success takes its attempt back; the failures stay counted.
+        expire([limit.key for limit in limits("u6")])
+        for i in range(5):
+            await throttle.admit(limits(f"w{i}"))
+        for _ in range(4):
+            ok = limits("alice")
+            await throttle.succeeded(ok, await throttle.admit(ok))
+        await throttle.admit(limits("w5"))
+        with pytest.raises(Throttled):
+            await throttle.admit(limits("w6"))
+
+    asyncio.run(go())
 
 
 # Shared through Redis
@@ -286,9 +416,10 @@ def test_two_gateways_share_one_count_through_redis(settings, redis_url):
         assert_throttled(login(b, user, PASSWORD, there))
     client = redis.Redis.from_url(redis_url)
     try:
-        key = f"voxcast:throttle:login:user:{nobody}"
-        assert client.get(key) == b"3" and 0 < client.pttl(key) <= WINDOW_S * 1000
-        assert client.get(f"voxcast:throttle:login:addr:{there}") == b"6"
+        key = f"voxcast:throttle:login:user-addr:{here}|{nobody}"
+        assert client.hget(key, "n") == b"3" and 0 < client.pttl(key) <= WINDOW_S * 1000
+        assert client.hget(f"voxcast:throttle:login:user:{nobody}", "n") == b"3"
+        assert client.hget(f"voxcast:throttle:login:addr:{there}", "n") == b"6"
         client.delete(*client.keys("voxcast:throttle:login:*-????????????*"))
         client.delete(*(f"voxcast:throttle:login:addr:{ip}" for ip in (here, elsewhere, there)))
     finally:

@@ -45,7 +45,8 @@ def too_many(throttled: Throttled, what: str) -> HTTPException:
 @router.post("/login", response_model=TokenOut, responses={**ERRORS_AUTH, **THROTTLED})
 async def login(body: LoginRequest, gateway: GatewayDep, throttle: ThrottleDep, request: Request) -> TokenOut:
     """Exchange a username and password for a short-lived access token (Bearer, and `token` for /ws).
-    Too many failed sign-ins for one username, or from one address, get 429 until the window ends."""
+    Too many failed sign-ins for one username from one address, for one username from anywhere (a
+    much higher ceiling), or from one address, get 429 until the window ends."""
     limits = throttle.login_limits(body.username, client_address(request))
     try:
         admission = await throttle.admit(limits)
@@ -64,7 +65,7 @@ async def login(body: LoginRequest, gateway: GatewayDep, throttle: ThrottleDep, 
             )
             gateway.store.audit(f"login:{body.username}", "", "login-throttled", remote)
         raise unauthorized(str(exc)) from None
-    await throttle.succeeded(limits)
+    await throttle.succeeded(limits, admission)
     return TokenOut(
         access_token=gateway.tokens.for_user(user),
         expires_in=gateway.tokens.minutes * 60,

@@ -139,4 +139,4 @@ async def _check_pin(
             log.warning("wrong PINs reached a limit (share %d from %s): refused for a while", link.id, remote)
             gateway.store.audit(f"share:{link.id}", link.study_uid, "share-pin-throttled", remote)
         raise
-    await throttle.succeeded(limits)
+    await throttle.succeeded(limits, admission)
