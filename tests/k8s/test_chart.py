@@ -409,6 +409,29 @@ def test_names_fit_in_63_characters(helm):
     ],
 )
 def test_notes_say_how_to_reach_the_viewer(helm, tmp_path, args, expected):
+    notes = render_notes(helm, tmp_path, *args)
+    assert expected in notes
+    assert "voxcast ops status --namespace imaging --release viewer" in notes
+    assert "helm test viewer -n imaging" in notes
+
+
+@pytest.mark.parametrize(
+    "args, warned",
+    [
+        (["--set", "ingress.enabled=true"], True),
+        (["--set", "ingress.enabled=true", "--set", "gateway.trustedProxies=10.244.0.0/16"], False),
+        (["-f", str(CHART / "ci" / "ingress-tls-values.yaml")], False),
+        ([], False),
+    ],
+)
+def test_notes_warn_of_an_ingress_without_trusted_proxies(helm, tmp_path, args, warned):
+    """Behind the Ingress with no trusted proxy, every client has the controller's address: the
+    sign-in throttle's per-address limit would lock everyone out at once."""
+    notes = render_notes(helm, tmp_path, *args)
+    assert ("gateway.trustedProxies is empty" in notes) == warned
+
+
+def render_notes(helm: str, tmp_path, *args: str) -> str:
     # `helm template` does not print NOTES.txt and `helm install --dry-run` needs a cluster, so a
     # copy of the chart renders the notes through `tpl` into a ConfigMap.
     chart = tmp_path / "voxcast"
@@ -435,10 +458,7 @@ def test_notes_say_how_to_reach_the_viewer(helm, tmp_path, args, expected):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    notes = yaml.safe_load(result.stdout)["data"]["notes"]
-    assert expected in notes
-    assert "voxcast ops status --namespace imaging --release viewer" in notes
-    assert "helm test viewer -n imaging" in notes
+    return yaml.safe_load(result.stdout)["data"]["notes"]
 
 
 def test_every_values_key_is_documented():
