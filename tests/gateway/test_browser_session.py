@@ -192,6 +192,7 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         visitor.fill("input[name=pin]", "2468")
         visitor.click("button[type=submit]")
         visitor.wait_for_selector(".series-card[data-modality=CT]", timeout=60_000)
+        on_the_link = visitor.locator("#whoami").text_content()
         visitor.goto(link)
         visitor.wait_for_selector("input[name=name]", timeout=30_000)
         assert visitor.locator("input[name=pin]").count() == 0
@@ -203,8 +204,16 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         # The owner ends the session for everyone.
         presenter.on("dialog", lambda dialog: dialog.accept())
         presenter.click(".session-panel button:has-text('End session')")
-        for page in (presenter, follower):
+        for page in (presenter, follower, visitor):
             page.wait_for_selector(".session-panel:has-text('the session has ended')", timeout=30_000)
+        # The session's token ended with it: the share-link guest is back on the link's token and its
+        # study, not sent to a sign-in page they cannot use.
+        visitor.wait_for_function(
+            "(who) => document.getElementById('whoami').textContent === who", arg=on_the_link, timeout=30_000
+        )
+        visitor.click("button:has-text('Studies')")
+        visitor.wait_for_selector(".series-card[data-modality=CT]", timeout=60_000)
+        assert "#/study/" in visitor.url and visitor.locator("input[name=password]").count() == 0, visitor.url
         # A damaged invitation link says so.
         follower.goto(url + "/#session=abc&invite=not-a-token")
         follower.wait_for_selector(".card.error:has-text('invitation')", timeout=30_000)
@@ -289,6 +298,15 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
         assert "you" in guest.locator(".participants li:has-text('Dr Visitor')").text_content()
         assert guest.locator("#whoami").text_content() == "Dr Visitor (guest)"
         owner.wait_for_selector(".session-panel li:has-text('Dr Visitor (guest)')", timeout=30_000)
+        # The guest's laser pointer is named as a guest's, not by the bare name they chose.
+        guest.check(".session-panel .pointer-toggle")
+        box = guest.locator(AXIAL).bounding_box()
+        for dx in (0, 10, 20):
+            guest.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
+            guest.wait_for_timeout(50)
+        owner.wait_for_selector(f"{AXIAL}[data-pointers='Dr Visitor (guest)']", timeout=30_000)
+        guest.uncheck(".session-panel .pointer-toggle")
+        owner.wait_for_selector(f"{AXIAL}[data-pointers='']", timeout=30_000)
         # Nothing to hand out from a guest's viewer.
         assert guest.locator("text=Start session").count() == 0 and guest.locator("text=Share…").count() == 0
 
@@ -353,5 +371,25 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
         guest.wait_for_selector(".participants li:has-text('admin'):not(.gone)", timeout=30_000)
         expected = _scroll(owner, 2)
         _wait_label(guest, expected, "the guest did not follow the reloaded owner's scroll")
+
+        # The session ends, and the guest's token with it; a guest invitation to a new session still
+        # lets them in: the old token gives way, and they give a name and the new PIN.
+        owner.on("dialog", lambda dialog: dialog.accept())
+        owner.click(".session-panel button:has-text('End session')")
+        guest.wait_for_selector(".session-panel:has-text('the session has ended')", timeout=30_000)
+        owner.click("text=Start session")
+        owner.wait_for_selector(".session-panel .invite-link[data-kind=user]", timeout=30_000)
+        owner.click(".session-panel button:has-text('Invite guest')")
+        owner.fill(".session-panel input.guest-pin", "1357")
+        owner.click(".session-panel button:has-text('Create guest link')")
+        link = owner.wait_for_selector(
+            ".session-panel .invite-link[data-kind=guest]", timeout=30_000
+        ).text_content()
+        guest.goto(link)
+        guest.fill("input[name=name]", "Dr Visitor")
+        guest.fill("input[name=pin]", "1357")
+        guest.click("button[type=submit]")
+        guest.wait_for_selector(f"{AXIAL}[data-session-sequence]", timeout=120_000)
+        owner.wait_for_selector(".session-panel li:has-text('Dr Visitor (guest)')", timeout=30_000)
         browser.close()
     assert problems == [], problems

@@ -1,7 +1,7 @@
 // Routes (in the URL fragment): #/signin, #/studies, #/study/<uid>, #/view/<study>/<series>, #/share/<token>,
 // #session=<id>&invite=<token> (join a shared session: signed-in users, or guests with the
 // invitation's PIN) and #session=<id>&study=<uid> (back into a session joined before, after a reload).
-import { ApiError, api, session } from "./api.js";
+import { ApiError, api, refused, session } from "./api.js";
 import { admit, parseInvite } from "./session.js";
 import { renderSeries, renderStudies } from "./studies.js";
 import { Viewer } from "./viewer.js";
@@ -92,7 +92,7 @@ async function openViewer(study, series, all, join = null) {
   viewer = new Viewer(app, {
     study, series, allSeries: all, readOnly: session.user?.role === "guest", join,
     onBack: () => go(session.user?.role === "guest" ? `#/study/${session.user.study_uid}` : "#/studies"),
-    onUnauthorized: unauthorized,
+    onUnauthorized: refused, onSessionOver: sessionOver,
   });
 }
 
@@ -119,7 +119,7 @@ function guestJoin(invite) {
   form("Join a shared session", fields, "Join", async (v) => {
     const admitted = await admit({ session: invite.session, invite: invite.invite, pin: v.pin, name: v.name });
     const { access } = admitted.first;
-    if (access) session.set(access.token, access.user);  // a guest sees the study with this token
+    if (access) session.adopt(access.token, access.user);  // a guest sees the study with this token
     showUser();
     try {
       await joinSession(invite, admitted);
@@ -130,9 +130,12 @@ function guestJoin(invite) {
   });
 }
 
-function unauthorized() {
-  session.clear();
-  go("#/signin");
+// A session's guest token ends with its session: someone who came by a share link goes on with the
+// link's token (the viewer stays on the study); anyone else keeps it until it is refused.
+function sessionOver() {
+  if (!session.fromSession || !session.before) return;
+  session.restore();
+  showUser();
 }
 
 async function route() {
@@ -140,6 +143,9 @@ async function route() {
   viewer = null;
   const invite = parseInvite(location.hash);
   const guestInvite = invite?.invite && invite.kind === "guest";
+  // A new invitation: a token an earlier session lent (maybe to another study, maybe expired) gives
+  // way to the tab's own (a share link's, or none), with which the invitation is taken.
+  if (invite?.invite && session.fromSession) session.restore();
   // A guest invitation needs no account; any other session link, a signed-in user.
   if (guestInvite && !session.token && !session.user) return guestJoin(invite);
   if (invite && !session.token && !session.user) sessionStorage.setItem(JOIN, location.hash);
@@ -165,7 +171,7 @@ async function route() {
   if (guestInvite || (invite?.invite && guestStudy)) return guestJoin(invite);
   if (invite) {
     return joinSession(invite).catch((err) => {
-      if (err.status === 401) return unauthorized();
+      if (err.status === 401) return refused(err.token);
       showError(err);
     });
   }
@@ -177,9 +183,11 @@ async function route() {
   }
   if (page === "view" && a && b) {
     const all = await api(`/api/studies/${a}/series`).catch((err) => {
-      if (err.status === 401) unauthorized();
-      return [];
+      if (err.status !== 401) return [];
+      refused(err.token);
+      return null;
     });
+    if (!all) return;  // refused: the tab is on its way elsewhere
     const series = all.find((s) => s.series_uid === b);
     if (!series) return go(`#/study/${a}`);
     return openViewer(a, series, all);
@@ -190,6 +198,6 @@ async function route() {
 
 window.addEventListener("hashchange", route);
 window.addEventListener("unhandledrejection", (e) => {
-  if (e.reason instanceof ApiError && e.reason.status === 401) unauthorized();
+  if (e.reason instanceof ApiError && e.reason.status === 401) refused(e.reason.token);
 });
 route();

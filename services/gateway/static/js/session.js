@@ -2,7 +2,8 @@
 // kept up to date from its events, and the panel with participants and control buttons.
 // The viewer asks `mirrors(viewportId)` before drawing its own frames and `presenting` before
 // publishing its view changes. A joined session lives in the URL (#session=<id>&study=<uid>), so
-// a reload rejoins it; a guest's access token from the gateway replaces whatever token they had.
+// a reload rejoins it; a guest's access token from the gateway stands in for the tab's own token (a
+// share link's, or none) while the session lasts (api.js `session.adopt`).
 import { session as auth } from "./api.js";
 import { decodeFrame } from "./socket.js";
 
@@ -10,8 +11,9 @@ import { decodeFrame } from "./socket.js";
 export const GRIDS = { "1x1": [1, 1], "1x2": [1, 2], "2x2": [2, 2] };
 
 const VIEW_EVENTS = new Set(["session.viewport", "session.layout", "session.crosshair", "session.pointer"]);
-// Events after which someone else may present, or this viewer follow or stop following.
-const ROLE_EVENTS = new Set(["presenter", "detach", "follow", "grant", "joined", "left", "replica_gone", "presence"]);
+// Events after which someone else may present, or this viewer follow or stop following (all stop
+// once it has ended, and the owner may start another).
+const ROLE_EVENTS = new Set(["presenter", "detach", "follow", "grant", "joined", "left", "replica_gone", "presence", "ended"]);
 const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
 const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 const scaled = (a, k) => a.map((c) => c * k);
@@ -103,11 +105,13 @@ export function annotationLabel(a) {
   return `mean ${m.mean.toFixed(1)} ± ${m.std.toFixed(1)}${units} (min ${m.min.toFixed(1)}, max ${m.max.toFixed(1)})`;
 }
 
-// Whether an annotation lies in the plane viewport state `s` shows: every point it was drawn with is
-// within half a scroll step (or half the slab) of the plane, so a measurement is never shown over
-// a slice it was not made on.
+// Whether an annotation lies in the plane viewport state `s` shows: on the series it was drawn on
+// (lines and ellipses say which; arrows do not), every point it was drawn with within half a scroll
+// step (or half the slab) of the plane, so a measurement is never shown over a slice, or a series,
+// it was not made on.
 export function onPlane(a, s) {
   if (!s?.right || !s?.down) return false;
+  if (a.series_uid && a.series_uid !== s.series_uid) return false;
   const points = a.kind === "line" ? [a.start, a.end] : a.kind === "ellipse" ? [a.center] : [a.tip, a.tail];
   const n = cross(s.right, s.down), tolerance = Math.max(s.slice_mm || 1, s.slab_mm || 0) / 2 + 1e-3;
   return points.every((p) => Math.abs(dot(p.map((c, i) => c - s.center[i]), n)) <= tolerance);
@@ -133,7 +137,13 @@ const TOOLS = [
   ["ellipse", "Ellipse", "ellipse ROI: two clicks, corner to corner; the server gives mean, std, min and max"],
   ["arrow", "Arrow", "text arrow: type its text, then click the tip and the tail"],
 ];
-const randomPin = () => String(Math.floor(100000 + Math.random() * 900000));
+// A guest invitation's PIN: six digits, uniform (draws past the last whole run of 900000 are drawn
+// again, so that low PINs are not likelier).
+function randomPin() {
+  const span = 900000, limit = 2 ** 32 - (2 ** 32 % span), draw = new Uint32Array(1);
+  do crypto.getRandomValues(draw); while (draw[0] >= limit);
+  return String(100000 + (draw[0] % span));
+}
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -190,7 +200,7 @@ export class SharedSession {
     if (ev.code === 1008 || ev.code === 4401 || !this.state) {
       this.ended = true;
       this.error ||= ev.reason || "the session connection closed";
-      this.forget();
+      this.finish();
       this.viewer.onSessionChanged();
     } else {
       this.error = "reconnecting…";
@@ -211,6 +221,14 @@ export class SharedSession {
 
   mayDelete(a) { return !!this.me && (a.author === this.me.id || this.presenting || this.manager); }
 
+  // How participant `id` is named wherever this viewer shows them: a guest's own choice of name
+  // is marked as a guest's, so that it cannot pass for a user's. `name`: what a message carried,
+  // for a participant not (yet) in the state.
+  displayName(id, name = id) {
+    const p = this.state?.participants.find((x) => x.id === id);
+    return p?.kind === "guest" ? `${p.name} (guest)` : p ? p.name : name;
+  }
+
   get presenting() { return !!this.state && !this.ended && this.me?.id === this.state.presenter; }
   get following() { return !!this.state && !this.ended && !this.presenting && this.me?.following !== false; }
 
@@ -223,7 +241,7 @@ export class SharedSession {
       const first = !this.state;
       this.state = m.state;
       this.you = m.you;
-      if (m.access) auth.set(m.access.token, m.access.user);
+      if (m.access) auth.adopt(m.access.token, m.access.user);
       this.retry = 500;
       if (this.error === "reconnecting…") this.error = "";
       this.seq = m.seq;
@@ -244,7 +262,7 @@ export class SharedSession {
     this.seq = m.seq;
     this.apply(type, m);
     this.afterChange(ROLE_EVENTS.has(type), m);
-    if (this.ended) this.forget();
+    if (this.ended) this.finish();
   }
 
   // The session in the URL, so that a reload comes back to it (replaceState: no navigation).
@@ -254,7 +272,13 @@ export class SharedSession {
     history.replaceState(null, "", `#session=${encodeURIComponent(s.session_id)}&study=${encodeURIComponent(s.study_uid)}`);
   }
 
-  // Over: the URL is this viewer's own again (an invitation that failed stays, to be read).
+  // Over (ended, or refused): the URL and the tab's token are this viewer's own again.
+  finish() {
+    this.forget();
+    this.viewer.onSessionOver();
+  }
+
+  // The URL is this viewer's own again (an invitation that failed stays, to be read).
   forget() {
     const here = parseInvite(location.hash);
     if (here && !here.invite && here.session === (this.state?.session_id ?? this.sessionId)) {
@@ -403,8 +427,7 @@ export class SharedSession {
     }
     if (this.presenting) {
       for (const pid of s.requests) {
-        const who = s.participants.find((x) => x.id === pid);
-        add(`Hand over to ${who ? who.name : pid}`, () => this.send("hand_over", { to: pid }));
+        add(`Hand over to ${this.displayName(pid)}`, () => this.send("hand_over", { to: pid }));
       }
     } else if (me) {
       if (me.may_control && !s.requests.includes(me.id)) add("Request control", () => this.send("request_control"));
@@ -439,12 +462,11 @@ export class SharedSession {
   participantList() {
     const s = this.state, list = el("ul", "participants");
     for (const person of s.participants) {
-      const li = el("li", "", person.name);
+      const li = el("li", "", this.displayName(person.id));
       li.dataset.participant = person.id;
       const tags = [];
       if (person.id === s.presenter) tags.push("presenting");
       if (person.id === s.owner) tags.push("owner");
-      if (person.kind === "guest") tags.push("guest");
       if (person.following === false) tags.push("detached");
       if (s.requests.includes(person.id)) tags.push("asks for control");
       if (!person.connections) tags.push("gone");
@@ -494,7 +516,7 @@ export class SharedSession {
   annotationList() {
     const list = el("ul", "annotations");
     for (const a of this.state.annotations) {
-      const li = el("li", "", `${KIND_NAMES[a.kind]} · ${annotationLabel(a)} — ${a.author_name}`);
+      const li = el("li", "", `${KIND_NAMES[a.kind]} · ${annotationLabel(a)} — ${this.displayName(a.author, a.author_name)}`);
       li.dataset.annotation = a.id;
       li.dataset.kind = a.kind;
       if (this.mayDelete(a)) {

@@ -27,7 +27,10 @@ export class ViewerSocket {
     this.ws = ws;
     this.ready = false;
     // The token goes in the first message rather than the URL, which may end up in access logs.
-    ws.onopen = () => { if (session.token) ws.send(JSON.stringify({ type: "auth", token: session.token })); };
+    ws.onopen = () => {
+      this.token = session.token;
+      if (this.token) ws.send(JSON.stringify({ type: "auth", token: this.token }));
+    };
     ws.onmessage = (msg) => {
       if (typeof msg.data === "string") {
         const event = JSON.parse(msg.data);
@@ -41,7 +44,9 @@ export class ViewerSocket {
     ws.onclose = (ev) => {
       this.ready = false;
       if (this.closed) return;
-      if (ev.code === CLOSE_UNAUTHORIZED) { this.onUnauthorized(ev.reason); return; }
+      // Refused: over, unless the tab has another token since (a session's guest token gave way
+      // to a share link's), which the next try sends.
+      if (ev.code === CLOSE_UNAUTHORIZED && this.token === session.token) { this.onUnauthorized(this.token, ev.reason); return; }
       setTimeout(() => this.connect(), this.retry);
       this.retry = Math.min(this.retry * 2, 8000);
     };

@@ -26,8 +26,9 @@ function button(text, title, onClick) {
 }
 
 export class Viewer {
-  constructor(root, { study, series, allSeries, readOnly, join, onBack, onUnauthorized }) {
-    Object.assign(this, { root, study, series, allSeries, readOnly, join });
+  constructor(root, { study, series, allSeries, readOnly, join, onBack, onUnauthorized, onSessionOver = () => {} }) {
+    // onSessionOver: the shared session ended or refused this viewer (its guest token is over).
+    Object.assign(this, { root, study, series, allSeries, readOnly, join, onSessionOver });
     this.shared = null;
     this.pointerOn = false;   // the pointer toggle
     this.pointerHeld = false; // the P key

@@ -314,7 +314,7 @@ export class Viewport {
   drawShared(ctx) {
     const shared = this.viewer.shared;
     if (!shared) return;
-    const pointers = shared.pointersOn(this.id);
+    const pointers = shared.pointersOn(this.id).map((p) => ({ ...p, name: shared.displayName(p.participant_id, p.name) }));
     const annotations = shared.annotationsOn(this.id).filter((a) => onPlane(a, this.state));
     // Also in the DOM, for assistive technology and tests: who points here, what is drawn and measured.
     this.element.dataset.pointers = pointers.map((p) => p.name).join(",");
