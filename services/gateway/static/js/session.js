@@ -314,7 +314,7 @@ export class SharedSession {
       case "annotation": s.annotations.push(m.annotation); break;
       case "annotation_deleted": s.annotations = s.annotations.filter((a) => a.id !== m.annotation_id); break;
       case "ended": s.ended = true; this.ended = true; this.error = "the session has ended"; break;
-      default: break;  // invited, invite_failure: nothing shown changes
+      default: break;  // invited, invite_attempt, invite_admitted: nothing shown changes
     }
   }
 

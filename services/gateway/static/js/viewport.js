@@ -35,11 +35,15 @@ export class Viewport {
     this.state = null;
     this.series = null;
     this.lastFrame = null;
-    this.drawnSequence = 0;
+    // Frames are numbered here as they arrive: decoding is asynchronous and may finish out of
+    // order, and a frame that arrived later is the newer one. (The senders' own numbers restart
+    // when a WebSocket reconnects or a render pod changes, so they cannot order frames.)
+    this.arrivals = 0;
+    this.drawnArrival = 0;
     this.pending = {};
     this.pointers = new Map();
     this.mirrorView = null;
-    this.sessionSequence = 0;
+    this.sessionArrival = 0;  // 0 until a frame of the session's view has come
     this.element = this.build();
     this.resizeObserver = new ResizeObserver(() => this.onResize());
     this.resizeObserver.observe(this.element);
@@ -155,9 +159,10 @@ export class Viewport {
   onError(event) { this.errorBox.textContent = event.message; }
 
   async onFrame(header, image) {
+    const arrival = ++this.arrivals;
     const bitmap = await createImageBitmap(image);
-    if (header.sequence < this.drawnSequence) { bitmap.close(); return; } // a newer frame was drawn first
-    this.drawnSequence = header.sequence;
+    if (arrival < this.drawnArrival) { bitmap.close(); return; } // a newer frame was drawn first
+    this.drawnArrival = arrival;
     this.lastFrame = header;
     this.element.dataset.version = header.version;
     this.draw(bitmap, header, this.state || header);
@@ -166,14 +171,15 @@ export class Viewport {
   // A frame of this viewer's own view (/ws). Following a session, the session's frames are shown
   // instead, once one has come (the local view tracks the session's, so it stands in until then).
   onLocalFrame(header, image) {
-    if (!this.viewer.shared?.mirrors(this.id) || !this.sessionSequence) this.onFrame(header, image);
+    if (!this.viewer.shared?.mirrors(this.id) || !this.sessionArrival) this.onFrame(header, image);
   }
 
   // A frame of the shared session's view of this viewport (numbered by the session, not by /ws).
   async onSessionFrame(header, image) {
+    const arrival = ++this.arrivals;
     const bitmap = await createImageBitmap(image);
-    if (header.sequence < this.sessionSequence) { bitmap.close(); return; }
-    this.sessionSequence = header.sequence;
+    if (arrival < this.sessionArrival) { bitmap.close(); return; }
+    this.sessionArrival = arrival;
     this.lastFrame = { ...header, version: this.state?.version ?? 0, timings: { render_ms: "-" } };
     this.element.dataset.sessionSequence = header.sequence;
     this.draw(bitmap, header, header);
@@ -234,7 +240,7 @@ export class Viewport {
   unmirror() {
     if (!this.mirrorView) return;
     this.mirrorView = null;
-    this.sessionSequence = 0;
+    this.sessionArrival = 0;
     if (this.state) this.viewer.socket.send({ type: "lossless", viewport: this.id });
   }
 
