@@ -55,6 +55,15 @@ def _start_session(page, password: str) -> None:
     page.click("text=Start session")
 
 
+def _point(page) -> None:
+    """Turn the laser pointer on and move it over the middle of the axial view."""
+    page.check(".session-panel .pointer-toggle")
+    box = page.locator(AXIAL).bounding_box()
+    for dx in (0, 10, 20):
+        page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(50)
+
+
 def _scroll(page, slices: int) -> str:
     """Scroll the axial view (negative: back); its label once the scrolled view has rendered losslessly."""
     version = int(page.locator(AXIAL).get_attribute("data-version"))
@@ -154,11 +163,7 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
         presenter.wait_for_selector(".grid.l1x2", timeout=30_000)
 
         # A laser pointer from the follower shows on the presenter's axial view, named.
-        presenter.check(".session-panel .pointer-toggle")
-        box = presenter.locator(AXIAL).bounding_box()
-        for dx in (0, 10, 20):
-            presenter.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
-            presenter.wait_for_timeout(50)
+        _point(presenter)
         follower.wait_for_selector(f"{AXIAL}[data-pointers='admin']", timeout=30_000)
 
         # A line measurement: two clicks; the server's length in mm reaches both.
@@ -299,11 +304,7 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
         assert guest.locator("#whoami").text_content() == "Dr Visitor (guest)"
         owner.wait_for_selector(".session-panel li:has-text('Dr Visitor (guest)')", timeout=30_000)
         # The guest's laser pointer is named as a guest's, not by the bare name they chose.
-        guest.check(".session-panel .pointer-toggle")
-        box = guest.locator(AXIAL).bounding_box()
-        for dx in (0, 10, 20):
-            guest.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
-            guest.wait_for_timeout(50)
+        _point(guest)
         owner.wait_for_selector(f"{AXIAL}[data-pointers='Dr Visitor (guest)']", timeout=30_000)
         guest.uncheck(".session-panel .pointer-toggle")
         owner.wait_for_selector(f"{AXIAL}[data-pointers='']", timeout=30_000)
