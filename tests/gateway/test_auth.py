@@ -91,7 +91,7 @@ def test_expired_link_is_refused(stack):
         link = s.get(type(new.link), new.link.id)
         link.expires_at = link.created_at - timedelta(minutes=1)
     with pytest.raises(AuthError, match="expired"):
-        store.open_share(new.token, None)
+        store.find_share(new.token)
 
 
 def test_audit_log_records_study_access(stack):

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from voxcast.gateway.api.deps import GatewayDep, PrincipalDep, remote_of, unauthorized
 from voxcast.gateway.api.schemas import ERRORS as ERRORS_AUTH
 from voxcast.gateway.api.schemas import THROTTLED, AuthMode, LoginRequest, PrincipalOut, TokenOut
 from voxcast.gateway.auth.store import AuthError
-from voxcast.gateway.auth.throttle import SignInThrottle, Throttled, wait_text
+from voxcast.gateway.auth.throttle import Limit, SignInThrottle, Throttled, wait_text
+from voxcast.gateway.context import Gateway
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+T = TypeVar("T")
 
 
 def get_throttle(request: Request) -> SignInThrottle:
@@ -42,30 +45,56 @@ def too_many(throttled: Throttled, what: str) -> HTTPException:
     )
 
 
+async def throttled_check(
+    check: Callable[[], T],
+    limits: Sequence[Limit],
+    *,
+    what: str,
+    audit_as: tuple[str, str, str],
+    gateway: Gateway,
+    throttle: SignInThrottle,
+    request: Request,
+) -> T:
+    """Run `check` (argon2: in a thread) as one attempt under `limits`. While a limit is used up:
+    429, and no check. A refusal (AuthError) is audited as `<action>-failed` (and `<action>-throttled`
+    when it used the last try) under `audit_as` = (who, study, action), then re-raised; a success
+    takes the attempt back."""
+    try:
+        admission = await throttle.admit(limits)
+    except Throttled as exc:
+        # No argon2, no database write: a flood of refused attempts costs a counter lookup each.
+        raise too_many(exc, what) from None
+    try:
+        result = await asyncio.to_thread(check)
+    except AuthError:
+        who, study_uid, action = audit_as
+        remote = remote_of(request)
+        gateway.store.audit(who, study_uid, f"{action}-failed", remote)
+        if admission.last:
+            log.warning("%s reached a limit (%s from %s): refused for a while", what, who, remote)
+            gateway.store.audit(who, study_uid, f"{action}-throttled", remote)
+        raise
+    await throttle.succeeded(limits, admission)
+    return result
+
+
 @router.post("/login", response_model=TokenOut, responses={**ERRORS_AUTH, **THROTTLED})
 async def login(body: LoginRequest, gateway: GatewayDep, throttle: ThrottleDep, request: Request) -> TokenOut:
     """Exchange a username and password for a short-lived access token (Bearer, and `token` for /ws).
     Too many failed sign-ins for one username from one address, for one username from anywhere (a
     much higher ceiling), or from one address, get 429 until the window ends."""
-    limits = throttle.login_limits(body.username, client_address(request))
     try:
-        admission = await throttle.admit(limits)
-    except Throttled as exc:
-        # No argon2, no database write: a flood of refused attempts costs a counter lookup each.
-        raise too_many(exc, "failed sign-ins") from None
-    try:
-        # argon2 is deliberately slow: keep it off the event loop.
-        user = await asyncio.to_thread(gateway.store.authenticate, body.username, body.password)
+        user = await throttled_check(
+            lambda: gateway.store.authenticate(body.username, body.password),
+            throttle.login_limits(body.username, client_address(request)),
+            what="failed sign-ins",
+            audit_as=(f"login:{body.username}", "", "login"),
+            gateway=gateway,
+            throttle=throttle,
+            request=request,
+        )
     except AuthError as exc:
-        remote = remote_of(request)
-        gateway.store.audit(f"login:{body.username}", "", "login-failed", remote)
-        if admission.last:
-            log.warning(
-                "failed sign-ins reached a limit (%r from %s): refused for a while", body.username, remote
-            )
-            gateway.store.audit(f"login:{body.username}", "", "login-throttled", remote)
         raise unauthorized(str(exc)) from None
-    await throttle.succeeded(limits, admission)
     return TokenOut(
         access_token=gateway.tokens.for_user(user),
         expires_in=gateway.tokens.minutes * 60,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import grpc
 from fastapi import APIRouter, HTTPException, Request
-from voxcast.gateway.api.auth import ThrottleDep, client_address, too_many
+from voxcast.gateway.api.auth import ThrottleDep, client_address, throttled_check
 from voxcast.gateway.api.deps import (
     CatalogDep,
     GatewayDep,
@@ -26,14 +25,10 @@ from voxcast.gateway.api.schemas import (
     ShareOut,
     TokenOut,
 )
-from voxcast.gateway.auth.store import AuthError, ShareLink, WrongPin, now
-from voxcast.gateway.auth.throttle import SignInThrottle, Throttled
-from voxcast.gateway.context import Gateway
+from voxcast.gateway.auth.store import AuthError, ShareLink, now
 from voxcast.gateway.errors import http_error
 
 from voxcast.v1 import catalog_pb2
-
-log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/shares", tags=["shares"])
 
@@ -108,7 +103,15 @@ async def open_share(
         if not (link.pin_hash and body.pin):
             gateway.store.check_pin(link, body.pin)  # no PIN to check, or none given: no guess
         else:
-            await _check_pin(link, body.pin, gateway, throttle, request)
+            await throttled_check(
+                lambda: gateway.store.check_pin(link, body.pin),
+                throttle.pin_limits(link.id, client_address(request)),
+                what="wrong PINs",
+                audit_as=(f"share:{link.id}", link.study_uid, "share-pin"),
+                gateway=gateway,
+                throttle=throttle,
+                request=request,
+            )
     except AuthError as exc:
         raise unauthorized(str(exc)) from None
     gateway.store.audit(f"share:{link.id}", link.study_uid, "share-open", remote_of(request))
@@ -119,24 +122,3 @@ async def open_share(
         expires_in=min(seconds, gateway.tokens.minutes * 60),
         user=PrincipalOut(name=f"share:{link.id}", role="guest", study_uid=link.study_uid),
     )
-
-
-async def _check_pin(
-    link: ShareLink, pin: str, gateway: Gateway, throttle: SignInThrottle, request: Request
-) -> None:
-    """Verify a PIN (argon2) unless the link or the address has used up its tries."""
-    limits = throttle.pin_limits(link.id, client_address(request))
-    try:
-        admission = await throttle.admit(limits)
-    except Throttled as exc:
-        raise too_many(exc, "wrong PINs") from None
-    try:
-        await asyncio.to_thread(gateway.store.check_pin, link, pin)
-    except WrongPin:
-        remote = remote_of(request)
-        gateway.store.audit(f"share:{link.id}", link.study_uid, "share-pin-failed", remote)
-        if admission.last:
-            log.warning("wrong PINs reached a limit (share %d from %s): refused for a while", link.id, remote)
-            gateway.store.audit(f"share:{link.id}", link.study_uid, "share-pin-throttled", remote)
-        raise
-    await throttle.succeeded(limits, admission)

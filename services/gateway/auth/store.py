@@ -66,10 +66,6 @@ class AuthError(Exception):
     """Wrong credentials, unknown, expired or revoked link, wrong PIN."""
 
 
-class WrongPin(AuthError):
-    """A PIN was given and it is not the link's: a guess, which the gateway throttles."""
-
-
 @dataclass(frozen=True)
 class NewShare:
     link: ShareLink
@@ -184,22 +180,17 @@ class Store:
         self._check_live(link)
         return link
 
-    def open_share(self, token: str, pin: str | None) -> ShareLink:
-        link = self.find_share(token)
-        self.check_pin(link, pin)
-        return link
-
     @staticmethod
     def check_pin(link: ShareLink, pin: str | None) -> None:
         """Nothing when the link has no PIN or `pin` is its PIN; AuthError when it needs one and none
-        was given, WrongPin for a wrong one."""
+        was given or it is wrong."""
         if link.pin_hash:
             if not pin:
                 raise AuthError("this link needs its PIN")
             try:
                 _hasher.verify(link.pin_hash, pin)
             except (VerificationError, InvalidHashError):
-                raise WrongPin("wrong PIN") from None
+                raise AuthError("wrong PIN") from None
 
     def live_share(self, share_id: int) -> ShareLink:
         """The link behind a guest token, checked again on every use so revocation is immediate."""
