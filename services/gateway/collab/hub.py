@@ -24,7 +24,7 @@ from .fanout import FrameCodec, Renderer
 from .invites import Grant, InviteCodec
 from .participant import Identity, Participant
 from .room import Room
-from .state import MAX_INVITE_FAILURES, SessionState, new_session_fields, participant_record
+from .state import MAX_INVITE_FAILURES, REVOKED, SessionState, new_session_fields, participant_record
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +202,7 @@ class SessionHub:
         if record is None or state.study_uid != claims.study_uid:
             raise PermissionDenied("this invitation is no longer valid", field="token")
         if record["revoked"]:
-            message = f"revoked after {MAX_INVITE_FAILURES} wrong PINs; ask for a new one"
-            raise PermissionDenied(f"this invitation is no longer valid: {message}", field="token")
+            raise PermissionDenied(REVOKED, field="token")
         signed_in = user is not None and user.kind == "user"
         if claims.kind == "user" and not signed_in and guest_of is None:
             raise PermissionDenied("this invitation is for signed-in users", field="token")

@@ -39,6 +39,10 @@ CLIENT_COMMANDS = frozenset(
 UNORDERED_COMMANDS = frozenset({"pointer"})
 MAX_ANNOTATIONS = 500
 MAX_INVITE_FAILURES = 5
+# What anyone holding an invitation revoked by wrong PINs is told.
+REVOKED = (
+    f"this invitation is no longer valid: revoked after {MAX_INVITE_FAILURES} wrong PINs; ask for a new one"
+)
 # Acts for commands no participant sends (a wrong PIN from someone not yet admitted).
 _SYSTEM = {"id": "", "name": "voxcast", "admin": False}
 
@@ -464,11 +468,7 @@ def _invite_attempt(state, me, command, seq):
     jti = command["jti"]
     record = state.invitation(jti)
     if record is None or record["revoked"]:
-        raise PermissionDenied(
-            f"this invitation is no longer valid: revoked after {MAX_INVITE_FAILURES} wrong PINs; "
-            "ask for a new one",
-            field="token",
-        )
+        raise PermissionDenied(REVOKED, field="token")
     return _count_pin(jti, record, record["failures"] + 1, "invite_attempt", me)
 
 
