@@ -1,13 +1,8 @@
 // Direct volume rendering of the contract (rays.py): front-to-back compositing of premultiplied
 // colour, LUT lookup with linear interpolation, optional headlight gradient shading, early ray
-// termination at VX_ERT_ALPHA. One thread per pixel.
-//
-// FILTERED: the value looked up in the LUT comes from the filtered 3D texture (hardware trilinear):
-// it feeds colour for the eye, and the texture's 8-bit weight fraction moves it by less than a
-// display level on CT-like data (checked by the GPU tests); otherwise from the exact float sampler.
-// The six gradient samples always use the exact sampler: a normal is a difference of nearby
-// samples, whose direction the weight rounding would swing in flat, noisy regions. Samples whose LUT alpha is 0 add nothing and get no gradient (empty-space
-// skipping per sample).
+// termination at VX_ERT_ALPHA. One thread per pixel. Values and the six gradient samples of
+// shading come from the exact float sampler. Samples whose LUT alpha is 0 add nothing and get no
+// gradient (empty-space skipping per sample).
 #include "sampling.cuh"
 
 // Lighting, as 16 doubles: the gradient matrix (9, row-major: index-space gradient -> world normal),
@@ -27,8 +22,8 @@ __device__ __forceinline__ void vx_lut(const float* __restrict__ table, int size
     }
 }
 
-template <typename T, bool SHADE, bool FILTERED>
-__global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t tex, int nz, int ny, int nx, const double* __restrict__ grid, int width,
+template <typename T, bool SHADE>
+__global__ void composite_rays(const T* __restrict__ vol, int nz, int ny, int nx, const double* __restrict__ grid, int width,
                                int height, int nsamples, const float* __restrict__ table, int size, float lo,
                                float scale, const double* __restrict__ lighting, float* __restrict__ out) {
     const int u = blockIdx.x * blockDim.x + threadIdx.x;
@@ -42,12 +37,15 @@ __global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t te
     const double* light = lighting + 9;
     const float ambient = (float)lighting[12], diffuse = (float)lighting[13];
     const float specular = (float)lighting[14], shininess = (float)lighting[15];
-    float cr = 0.0f, cg = 0.0f, cb = 0.0f, ca = 0.0f;
+    // Accumulated in double like the reference: in float, the opacity after a few opaque samples
+    // can round across VX_ERT_ALPHA (two samples of alpha 0.9f give 0.99f, >= 0.99, in float and
+    // 0.98999999523, < 0.99, in double), and where a ray stops is part of the picture.
+    double cr = 0.0, cg = 0.0, cb = 0.0, ca = 0.0;
     for (int k = k0; k <= k1; ++k) {
         const double z = c[0] + k * d[0], y = c[1] + k * d[1], x = c[2] + k * d[2];
         if (!vx_inside(z, y, x, nz, ny, nx)) continue;
         float rgba[4];
-        const float value = FILTERED ? vx_texture(tex, nz, ny, nx, z, y, x) : vx_trilinear(vol, nz, ny, nx, z, y, x);
+        const float value = vx_trilinear(vol, nz, ny, nx, z, y, x);
         vx_lut(table, size, lo, scale, value, rgba);
         if (rgba[3] <= 0.0f) continue;
         float r = rgba[0], gg = rgba[1], b = rgba[2];
@@ -72,26 +70,21 @@ __global__ void composite_rays(const T* __restrict__ vol, cudaTextureObject_t te
                 b = fminf(fmaf(b, mul, spec), 1.0f);
             }
         }
-        const float w = (1.0f - ca) * rgba[3];
-        cr = fmaf(w, r, cr);
-        cg = fmaf(w, gg, cg);
-        cb = fmaf(w, b, cb);
+        const double w = (1.0 - ca) * rgba[3];
+        cr += w * r;
+        cg += w * gg;
+        cb += w * b;
         ca += w;
         if (ca >= VX_ERT_ALPHA) break;
     }
     float4* o = reinterpret_cast<float4*>(out) + (long long)v * width + u;
-    *o = make_float4(cr, cg, cb, ca);
+    *o = make_float4((float)cr, (float)cg, (float)cb, (float)ca);
 }
 
-#define VX_COMPOSITE(T, SHADE, FILTERED)                                                               \
-    template __global__ void composite_rays<T, SHADE, FILTERED>(                                               \
-        const T*, cudaTextureObject_t, int, int, int, const double*, int, int, int, const float*, int, float, \
-        float, const double*, float*);
-VX_COMPOSITE(short, false, false)
-VX_COMPOSITE(short, false, true)
-VX_COMPOSITE(short, true, false)
-VX_COMPOSITE(short, true, true)
-VX_COMPOSITE(float, false, false)
-VX_COMPOSITE(float, false, true)
-VX_COMPOSITE(float, true, false)
-VX_COMPOSITE(float, true, true)
+#define VX_COMPOSITE(T, SHADE)                                                                      \
+    template __global__ void composite_rays<T, SHADE>(const T*, int, int, int, const double*, int, int, int, \
+                                                      const float*, int, float, float, const double*, float*);
+VX_COMPOSITE(short, false)
+VX_COMPOSITE(short, true)
+VX_COMPOSITE(float, false)
+VX_COMPOSITE(float, true)

@@ -1,6 +1,6 @@
 // Projections of the contract (rays.py): the max, min or mean of a ray's inside samples, NaN for a
 // ray with none; MPR is nsamples == 1. One thread per pixel. Values come from the exact float
-// sampler (global memory), never the filtered texture: MPR and MIP values are diagnostic numbers.
+// sampler (global memory): MPR and MIP values are diagnostic numbers.
 #include "sampling.cuh"
 
 #define VX_MAX 0
@@ -34,22 +34,5 @@ __global__ void project_rays(const T* __restrict__ vol, int nz, int ny, int nx, 
     out[(long long)v * width + u] = result;
 }
 
-// Values at arbitrary index-space points through both samplers, side by side: what the tests use
-// to measure the texture's precision on a given volume.
-template <typename T>
-__global__ void sample_points(const T* __restrict__ vol, cudaTextureObject_t tex, int nz, int ny, int nx,
-                              const double* __restrict__ points, int npoints, float* __restrict__ exact,
-                              float* __restrict__ filtered) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= npoints) return;
-    const double z = points[3 * i], y = points[3 * i + 1], x = points[3 * i + 2];
-    exact[i] = vx_trilinear(vol, nz, ny, nx, z, y, x);
-    filtered[i] = vx_texture(tex, nz, ny, nx, z, y, x);
-}
-
 template __global__ void project_rays<short>(const short*, int, int, int, const double*, int, int, int, int, float*);
 template __global__ void project_rays<float>(const float*, int, int, int, const double*, int, int, int, int, float*);
-template __global__ void sample_points<short>(const short*, cudaTextureObject_t, int, int, int, const double*,
-                                              int, float*, float*);
-template __global__ void sample_points<float>(const float*, cudaTextureObject_t, int, int, int, const double*,
-                                              int, float*, float*);

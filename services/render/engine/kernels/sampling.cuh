@@ -1,8 +1,8 @@
-// Device helpers shared by the render kernels: the inside test, per-ray clipping and the two
-// trilinear samplers of the contract in voxcast/render/engine/rays.py.
+// Device helpers shared by the render kernels: the inside test, per-ray clipping and the trilinear
+// sampler of the contract in voxcast/render/engine/rays.py.
 //
 // Compiled by NVRTC at run time (cupy.RawModule) and by nvcc in the test suite, so no standard
-// headers: only what both provide (built-in math, texture fetches).
+// headers: only what both provide (built-in math).
 #pragma once
 
 #ifndef VX_INSIDE_TOL
@@ -70,6 +70,13 @@ __device__ __forceinline__ void vx_axis(double p, int n, int& i0, int& i1, float
     f = (float)(p - i0);
 }
 
+// a + f (b - a) as (1 - f) a + f b in two roundings: exact at both ends, so a sample on a voxel centre
+// (f = 0 or 1 on every axis, the last voxel of an axis included) returns the stored value itself,
+// as the float64 reference does; the one-FMA form rounds b - a and misses b by an ulp at f = 1.
+__device__ __forceinline__ float vx_lerp(float a, float b, float f) {
+    return fmaf(f, b, fmaf(-f, a, a));
+}
+
 // Exact trilinear interpolation from global memory, in float (the "float sampler").
 template <typename T>
 __device__ __forceinline__ float vx_trilinear(const T* __restrict__ vol, int nz, int ny, int nx,
@@ -86,17 +93,7 @@ __device__ __forceinline__ float vx_trilinear(const T* __restrict__ vol, int nz,
     const float c010 = (float)__ldg(a + (long long)y1 * nx + x0), c011 = (float)__ldg(a + (long long)y1 * nx + x1);
     const float c100 = (float)__ldg(b + (long long)y0 * nx + x0), c101 = (float)__ldg(b + (long long)y0 * nx + x1);
     const float c110 = (float)__ldg(b + (long long)y1 * nx + x0), c111 = (float)__ldg(b + (long long)y1 * nx + x1);
-    const float c00 = fmaf(fx, c001 - c000, c000), c01 = fmaf(fx, c011 - c010, c010);
-    const float c10 = fmaf(fx, c101 - c100, c100), c11 = fmaf(fx, c111 - c110, c110);
-    const float c0 = fmaf(fy, c01 - c00, c00), c1 = fmaf(fy, c11 - c10, c10);
-    return fmaf(fz, c1 - c0, c0);
-}
-
-// Hardware trilinear filtering from a float 3D texture (x = column, unnormalised coordinates,
-// clamp addressing). Its weights carry 8 fractional bits: an error up to 1/512 of the difference
-// between neighbours, so only kernels whose output tolerates that use it (see cupy_backend.py).
-__device__ __forceinline__ float vx_texture(cudaTextureObject_t tex, int nz, int ny, int nx,
-                                            double z, double y, double x) {
-    return tex3D<float>(tex, (float)vx_clamp(x, nx) + 0.5f, (float)vx_clamp(y, ny) + 0.5f,
-                        (float)vx_clamp(z, nz) + 0.5f);
+    const float c00 = vx_lerp(c000, c001, fx), c01 = vx_lerp(c010, c011, fx);
+    const float c10 = vx_lerp(c100, c101, fx), c11 = vx_lerp(c110, c111, fx);
+    return vx_lerp(vx_lerp(c00, c01, fy), vx_lerp(c10, c11, fy), fz);
 }
