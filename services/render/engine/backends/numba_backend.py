@@ -107,7 +107,9 @@ class NumbaVolume:
 # ---------------------------------------------------------------------------- sampling primitives
 
 
-@njit(cache=True)
+# Contraction into a fused multiply-add only (no other fast-math): one rounding instead of two,
+# and fewer instructions on every sample.
+@njit(cache=True, fastmath={"contract"})
 def _lerp(a, b, f):
     return a + f * (b - a)
 
@@ -369,16 +371,18 @@ def _extreme_run(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k, kend, k0, k1,
         if sign > 0.0:
             for kk in range(ia, ib + 1):
                 val = _trilinear_flat(flat, row, plane, z, y, x)
-                if val > best or best_k < 0:
-                    best, best_k = val, kk
+                better = val > best  # selects, not a branch: in noisy air a MinIP improves at random
+                best = val if better else best
+                best_k = kk if better else best_k
                 z += dz
                 y += dy
                 x += dx
         else:
             for kk in range(ia, ib + 1):
                 val = -_trilinear_flat(flat, row, plane, z, y, x)
-                if val > best or best_k < 0:
-                    best, best_k = val, kk
+                better = val > best  # selects, not a branch: in noisy air a MinIP improves at random
+                best = val if better else best
+                best_k = kk if better else best_k
                 z += dz
                 y += dy
                 x += dx
