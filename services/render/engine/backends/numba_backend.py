@@ -29,8 +29,9 @@ their positions advanced by adding the step; shading's six neighbour samples sha
 the interior; whole-number specular exponents are raised by repeated squaring; long rays are
 taken in column strips, row after row, so that neighbouring rays find their voxels in cache.
 
-Values and positions are computed in float64 (no fastmath), so results differ from the reference
-only by rounding (an advanced position drifts by ~1e-11 voxel over a ray).
+Values and positions are computed in float64 (no fast-math beyond contracting lerps into FMAs), so
+results differ from the reference only by rounding (an advanced position drifts by ~1e-11 voxel
+over a ray).
 """
 
 from __future__ import annotations
