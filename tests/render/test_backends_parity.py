@@ -133,6 +133,25 @@ def test_project_long_rays_skip_blocks_exactly(backend, rng):
             assert_projection_close(got, REFERENCE.project(voxels, grid, reducer), voxels)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(9, 30, 31), (20, 24, 28), (33, 12, 40)])
+def test_long_rays_with_sparse_samples_match_reference(backend, rng, shape, dtype):
+    """Steps of 1.5 voxels or more on some axis (the preview rung's rays: numba sweeps them tile by
+    tile), images wider and taller than a tile with partial tiles, rays partly and entirely outside."""
+    voxels = random_voxels(rng, shape, dtype)
+    handle = backend.prepare(voxels)
+    for _ in range(3):
+        grid = random_grid(rng, shape, 60)
+        dk = random_unit(rng) * rng.uniform(2.6, 4.0)  # a unit vector's largest component is >= 1/sqrt(3)
+        width, height = int(rng.integers(129, 160)), int(rng.integers(9, 14))
+        centre = grid.origin + (grid.width - 1) / 2 * grid.du + (grid.height - 1) / 2 * grid.dv
+        origin = centre - (width - 1) / 2 * grid.du - (height - 1) / 2 * grid.dv - 30 * dk
+        sparse = RayGrid(origin, grid.du, grid.dv, dk, width, height, 60, float(np.linalg.norm(dk)))
+        for reducer in ("max", "min", "mean"):
+            got = backend.project(handle, sparse, reducer)
+            assert_projection_close(got, REFERENCE.project(voxels, sparse, reducer), voxels)
+
+
 def noisy_ct(rng: np.random.Generator, shape=(48, 40, 56)) -> np.ndarray:
     """A CT-like int16 volume: noisy air clipped at -1024 HU around a body with lungs and bone.
     Every air block then holds -1024 while the trilinear samples (means of noisy voxels) seldom

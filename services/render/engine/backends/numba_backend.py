@@ -27,7 +27,10 @@ unsigned indices (no wraparound checks); the interior samples of projection rays
 loop of their own (no per-sample tests), reading the flattened voxels at one offset per sample,
 their positions advanced by adding the step; shading's six neighbour samples share their voxels in
 the interior; whole-number specular exponents are raised by repeated squaring; long rays are
-taken in column strips, row after row, so that neighbouring rays find their voxels in cache.
+taken in column strips, row after row, so that neighbouring rays find their voxels in cache; long
+rays whose samples are 1.5 voxels or more apart (the preview rung's) share no voxels from one sample
+to the next, so they are swept in tiles of rays a few dozen voxels of depth at a time instead, with
+no block skipping (on the preview of the large CT: MinIP and AvgIP a third faster, MIP the same).
 
 Values and positions are computed in float64 (no fast-math beyond contracting lerps into FMAs), so
 results differ from the reference only by rounding (an advanced position drifts by ~1e-11 voxel
@@ -69,8 +72,17 @@ ROWS_PER_CHUNK = 4
 # Column strip width of the long-ray kernels' work items (see _project_rays).
 STRIP_COLS = 64
 # Rays of at most this many samples (slabs) are swept depth by depth across a row (_project_slab);
-# longer ones are walked ray by ray with block skipping (_project_rays).
+# longer ones are walked ray by ray with block skipping (_project_rays), or, where consecutive
+# samples of a ray share no voxels (a step of SPARSE_STEP voxels or more on some axis: the preview
+# rung's rays), swept tile by tile (_project_tiles).
 SLAB_SAMPLES = 4 * BLOCK
+SPARSE_STEP = 1.5
+# _project_tiles: a tile of TILE_COLS x TILE_ROWS rays advances TILE_DEPTH voxels at a time, so
+# the voxels under the tile at that depth (about 300 KB on the preview rung) stay in L2 while
+# every ray crossing them is sampled.
+TILE_COLS = 128
+TILE_ROWS = 8
+TILE_DEPTH = 32.0
 # A view whose steps and origin are within this of integers samples voxel centres exactly.
 _ALIGNED_EPS = 1e-9
 
@@ -591,6 +603,112 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
                 out[v, u] = np.nan
 
 
+@njit(cache=True)
+def _edge_run(vol, cz, cy, cx, dz, dy, dx, ka, kb, k0, k1, sign, best, total, seen):
+    """Samples ka..kb of a ray outside its interior span, tested where _ray_range says: the running
+    (sign * extreme, sum, count) after them."""
+    for k in range(ka, kb + 1):
+        ok, val = _edge_sample(vol, cz + k * dz, cy + k * dy, cx + k * dx, k == k0 or k == k1)
+        if ok:
+            best = max(best, sign * val)
+            total += val
+            seen += 1
+    return best, total, seen
+
+
+@njit(parallel=True, cache=True)
+def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_samples, mode, out):
+    """Long rays with sparse samples, no block skipping: each tile of rays is swept
+    `depth_samples` samples at a time, ray after ray, so that the voxels it reads there come from
+    memory once for all the tile's rays (walked ray by ray, each ray's samples fall on voxels of
+    their own and neighbouring rays find them evicted). Same samples, same inside tests, the
+    interior span in the tight loop; positions restart from the ray's origin at each depth chunk."""
+    nz, ny, nx = vol.shape
+    dz, dy, dx = dk[0], dk[1], dk[2]
+    iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
+    flat = vol.reshape(-1)
+    row = np.uint64(nx)
+    plane = np.uint64(ny * nx)
+    sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
+    tiles_u = -(-width // TILE_COLS)
+    n = TILE_COLS * TILE_ROWS
+    for tile in prange(tiles_u * -(-height // TILE_ROWS)):
+        u0 = (tile % tiles_u) * TILE_COLS
+        v0 = (tile // tiles_u) * TILE_ROWS
+        start = np.empty((n, 3))
+        span = np.empty((n, 2), dtype=np.int64)  # interior samples [a, b] of each ray
+        acc = np.empty(n)  # MIP/MinIP: sign * extreme so far; mean: sum
+        count = np.zeros(n, dtype=np.int64)
+        first = nsamples
+        last = -1
+        for r in range(n):
+            u = u0 + r % TILE_COLS
+            v = v0 + r // TILE_COLS
+            span[r, 0], span[r, 1] = 1, 0
+            if u >= width or v >= height:
+                continue
+            cz = origin[0] + v * dv[0] + u * du[0]
+            cy = origin[1] + v * dv[1] + u * du[1]
+            cx = origin[2] + v * dv[2] + u * du[2]
+            start[r, 0], start[r, 1], start[r, 2] = cz, cy, cx
+            k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
+            a, b = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
+            ia = max(k0, a)
+            ib = min(k1, b)
+            if ia > ib:
+                ia = k1 + 1
+                ib = k1
+            # The samples outside the interior span (a few at each end), with their tests.
+            best, total, seen = _edge_run(
+                vol, cz, cy, cx, dz, dy, dx, k0, ia - 1, k0, k1, sign, -np.inf, 0.0, 0
+            )
+            best, total, seen = _edge_run(
+                vol, cz, cy, cx, dz, dy, dx, ib + 1, k1, k0, k1, sign, best, total, seen
+            )
+            acc[r] = total if mode == 2 else best
+            count[r] = seen + (ib + 1 - ia)
+            span[r, 0], span[r, 1] = ia, ib
+            if ia <= ib:
+                first = min(first, ia)
+                last = max(last, ib)
+        for chunk in range(first, last + 1, depth_samples):
+            for r in range(n):
+                ia = max(chunk, span[r, 0])
+                ib = min(chunk + depth_samples - 1, span[r, 1])
+                if ia > ib:
+                    continue
+                z = start[r, 0] + ia * dz
+                y = start[r, 1] + ia * dy
+                x = start[r, 2] + ia * dx
+                if mode == 2:
+                    total = 0.0
+                    for _ in range(ia, ib + 1):
+                        total += _trilinear_flat(flat, row, plane, z, y, x)
+                        z += dz
+                        y += dy
+                        x += dx
+                    acc[r] += total
+                else:
+                    best = acc[r]
+                    for _ in range(ia, ib + 1):
+                        best = max(best, sign * _trilinear_flat(flat, row, plane, z, y, x))
+                        z += dz
+                        y += dy
+                        x += dx
+                    acc[r] = best
+        for r in range(n):
+            u = u0 + r % TILE_COLS
+            v = v0 + r // TILE_COLS
+            if u >= width or v >= height:
+                continue
+            if count[r] == 0:
+                out[v, u] = np.nan
+            elif mode == 2:
+                out[v, u] = acc[r] / count[r]
+            else:
+                out[v, u] = sign * acc[r]
+
+
 # ---------------------------------------------------------------------------- compositing
 
 
@@ -978,6 +1096,13 @@ class Backend:
                     handle.voxels, origin, du, dv, _vec(grid.dk), grid.width, grid.height, grid.nsamples,
                     _REDUCERS[reducer], out,
                 )  # fmt: skip
+            elif (stride := float(np.max(np.abs(grid.dk)))) >= SPARSE_STEP:
+                depth = max(1, int(TILE_DEPTH / stride))
+                with parallel_chunksize(1):
+                    _project_tiles(
+                        handle.voxels, origin, du, dv, _vec(grid.dk), grid.width, grid.height, grid.nsamples,
+                        depth, _REDUCERS[reducer], out,
+                    )  # fmt: skip
             else:
                 _project_rays(
                     handle.voxels, *handle.walk_bounds(reducer), origin, du, dv, _vec(grid.dk),
