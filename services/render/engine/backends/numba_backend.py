@@ -407,6 +407,19 @@ def _extreme_run(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k, kend, k0, k1,
 
 
 @njit(cache=True)
+def _interior_sum(flat, row, plane, z, y, x, dz, dy, dx, count):
+    """Sum of `count` interior samples from (z, y, x) on, in the tight loop; positions advance by
+    adding the step (as in _extreme_run)."""
+    total = 0.0
+    for _ in range(count):
+        total += _trilinear_flat(flat, row, plane, z, y, x)
+        z += dz
+        y += dy
+        x += dx
+    return total
+
+
+@njit(cache=True)
 def _mean_ray(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
     """(sum, count) of the inside samples k0..k1 of a ray, interior span [a, b] in a tight loop."""
     ia = max(k0, a)
@@ -422,14 +435,9 @@ def _mean_ray(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
             total += val
             count += 1
     if ia <= ib:
-        z, y, x = cz + ia * dz, cy + ia * dy, cx + ia * dx  # advancing as in _extreme_run
-        inner = 0.0
-        for _ in range(ia, ib + 1):
-            inner += _trilinear_flat(flat, row, plane, z, y, x)
-            z += dz
-            y += dy
-            x += dx
-        total += inner
+        total += _interior_sum(
+            flat, row, plane, cz + ia * dz, cy + ia * dy, cx + ia * dx, dz, dy, dx, ib + 1 - ia
+        )
     count += ib + 1 - ia
     for k in range(ib + 1, k1 + 1):
         ok, val = _edge_sample(vol, cz + k * dz, cy + k * dy, cx + k * dx, k == k0 or k == k1)
@@ -681,13 +689,7 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
                 y = start[r, 1] + ia * dy
                 x = start[r, 2] + ia * dx
                 if mode == 2:
-                    total = 0.0
-                    for _ in range(ia, ib + 1):
-                        total += _trilinear_flat(flat, row, plane, z, y, x)
-                        z += dz
-                        y += dy
-                        x += dx
-                    acc[r] += total
+                    acc[r] += _interior_sum(flat, row, plane, z, y, x, dz, dy, dx, ib + 1 - ia)
                 else:
                     best = acc[r]
                     for _ in range(ia, ib + 1):
