@@ -68,7 +68,7 @@ def machine() -> str:
 # Fast frames repeat until this much time has passed (at most MAX_REPEATS): on shared cores a
 # median of many short frames is far steadier than one of three.
 MIN_TOTAL_S = 0.5
-MAX_REPEATS = 25
+MAX_REPEATS = 200
 
 
 def median_ms(fn: Callable[[], object], repeats: int = REPEATS) -> float:
