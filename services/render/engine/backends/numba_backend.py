@@ -420,6 +420,19 @@ def _interior_sum(flat, row, plane, z, y, x, dz, dy, dx, count):
 
 
 @njit(cache=True)
+def _edge_run(vol, cz, cy, cx, dz, dy, dx, ka, kb, k0, k1, sign, best, total, seen):
+    """Samples ka..kb of a ray outside its interior span, tested where _ray_range says: the running
+    (sign * extreme, sum, count) after them."""
+    for k in range(ka, kb + 1):
+        ok, val = _edge_sample(vol, cz + k * dz, cy + k * dy, cx + k * dx, k == k0 or k == k1)
+        if ok:
+            best = max(best, sign * val)
+            total += val
+            seen += 1
+    return best, total, seen
+
+
+@njit(cache=True)
 def _mean_ray(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
     """(sum, count) of the inside samples k0..k1 of a ray, interior span [a, b] in a tight loop."""
     ia = max(k0, a)
@@ -427,23 +440,13 @@ def _mean_ray(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
     if ia > ib:
         ia = k1 + 1
         ib = k1
-    total = 0.0
-    count = 0
-    for k in range(k0, ia):
-        ok, val = _edge_sample(vol, cz + k * dz, cy + k * dy, cx + k * dx, k == k0 or k == k1)
-        if ok:
-            total += val
-            count += 1
+    _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, k0, ia - 1, k0, k1, 1.0, 0.0, 0.0, 0)
     if ia <= ib:
         total += _interior_sum(
             flat, row, plane, cz + ia * dz, cy + ia * dy, cx + ia * dx, dz, dy, dx, ib + 1 - ia
         )
     count += ib + 1 - ia
-    for k in range(ib + 1, k1 + 1):
-        ok, val = _edge_sample(vol, cz + k * dz, cy + k * dy, cx + k * dx, k == k0 or k == k1)
-        if ok:
-            total += val
-            count += 1
+    _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, ib + 1, k1, k0, k1, 1.0, 0.0, total, count)
     return total, count
 
 
@@ -609,19 +612,6 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
                 warm = best_k
             else:
                 out[v, u] = np.nan
-
-
-@njit(cache=True)
-def _edge_run(vol, cz, cy, cx, dz, dy, dx, ka, kb, k0, k1, sign, best, total, seen):
-    """Samples ka..kb of a ray outside its interior span, tested where _ray_range says: the running
-    (sign * extreme, sum, count) after them."""
-    for k in range(ka, kb + 1):
-        ok, val = _edge_sample(vol, cz + k * dz, cy + k * dy, cx + k * dx, k == k0 or k == k1)
-        if ok:
-            best = max(best, sign * val)
-            total += val
-            seen += 1
-    return best, total, seen
 
 
 @njit(parallel=True, cache=True)
