@@ -544,26 +544,9 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
             best_k = -1
             if k0 <= warm <= k1:
                 best, best_k = _extreme_run(
-                    vol,
-                    flat,
-                    row,
-                    plane,
-                    cz,
-                    cy,
-                    cx,
-                    dz,
-                    dy,
-                    dx,
-                    warm,
-                    warm,
-                    k0,
-                    k1,
-                    a,
-                    b,
-                    sign,
-                    best,
-                    best_k,
-                )
+                    vol, flat, row, plane, cz, cy, cx, dz, dy, dx, warm, warm,
+                    k0, k1, a, b, sign, best, best_k,
+                )  # fmt: skip
             if k1 - k0 < 4 * BLOCK:  # a short ray (a slab): block walking would not pay
                 best, best_k = _extreme_run(
                     vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k0, k1, k0, k1, a, b, sign, best, best_k
@@ -580,26 +563,9 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
                         # Skip a block none of whose samples can beat the current extreme.
                         if best_k < 0 or bound > best:
                             best, best_k = _extreme_run(
-                                vol,
-                                flat,
-                                row,
-                                plane,
-                                cz,
-                                cy,
-                                cx,
-                                dz,
-                                dy,
-                                dx,
-                                k,
-                                kend,
-                                k0,
-                                k1,
-                                a,
-                                b,
-                                sign,
-                                best,
-                                best_k,
-                            )
+                                vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k, kend,
+                                k0, k1, a, b, sign, best, best_k,
+                            )  # fmt: skip
                         k = kend + 1
                     if tz <= ty and tz <= tx:
                         bz, tz = _dda_advance(bz, tz, dtz, sz, nbz)
