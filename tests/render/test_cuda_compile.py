@@ -1,6 +1,7 @@
 """Every CUDA kernel source compiles with nvcc (no GPU needed), with the options the cupy backend
 hands NVRTC, and defines every kernel the backend asks for. The cupy backend module itself imports
-and reports what it lacks without cupy or a device."""
+and reports what it lacks without cupy or a device, and its empty-space blocks (array code written
+for any numpy-like module) are exact, checked here with numpy."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from voxcast.render.engine.backends import cupy_backend
+from voxcast.render.engine.backends.numpy_backend import lut_lookup, trilinear
+from voxcast.render.engine.rays import TransferLUT
 
 ARCHS = ("sm_80", "sm_90")  # A100, H100
 
@@ -63,3 +67,29 @@ def test_module_imports_and_explains_without_cupy(monkeypatch):
     monkeypatch.setattr(cupy_backend, "_import_cupy", no_cupy)
     assert cupy_backend.is_available() is False
     assert "cupy is not importable" in cupy_backend.missing()
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 60), (17, 24, 9), (30, 33, 41)])
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_empty_space_blocks_never_drop_a_visible_sample(shape, dtype):
+    """Where the composite kernel skips a block, every sample it would have taken there (any point
+    whose trilinear cube starts in the block, as vx_block finds it) gets alpha 0 from the LUT."""
+    rng = np.random.default_rng(7)
+    voxels = rng.normal(0.0, 100.0, size=shape)
+    voxels[voxels.shape[0] // 2 :, :4, :4] += 1500.0  # a bright corner: some blocks are visible
+    voxels = np.round(voxels).astype(dtype)
+    table = np.zeros((64, 4), dtype=np.float32)
+    table[:, :3] = rng.uniform(0, 1, size=(64, 3))
+    table[50:58, 3] = rng.uniform(0.1, 0.5, size=8)  # only a band of bright values is visible
+    lut = TransferLUT(table, float(voxels.min()), float(voxels.max()))
+    scale = (len(table) - 1) / (lut.hi - lut.lo)
+    handle = cupy_backend.CupyVolume(voxels, *cupy_backend._block_bounds(np, voxels))
+    occupied = cupy_backend._occupied(np, handle, table, lut.lo, scale)
+    assert occupied.shape == handle.block_max.shape and 0 < occupied.sum() < occupied.size
+    n = np.asarray(shape)
+    points = rng.uniform(-0.5, 1.0, size=(200_000, 3)) * n  # inside, on the faces and just beyond
+    base = np.minimum(np.clip(points, 0, n - 1).astype(np.int64), np.maximum(n - 2, 0))
+    block = base >> cupy_backend.BLOCK_SHIFT
+    skipped = occupied[block[:, 0], block[:, 1], block[:, 2]] == 0
+    alpha = lut_lookup(lut, trilinear(voxels, points[skipped]))[:, 3]
+    assert skipped.sum() > 1000 and np.all(alpha == 0.0)

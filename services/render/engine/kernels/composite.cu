@@ -1,8 +1,10 @@
 // Direct volume rendering of the contract (rays.py): front-to-back compositing of premultiplied
 // colour, LUT lookup with linear interpolation, optional headlight gradient shading, early ray
 // termination at VX_ERT_ALPHA. One thread per pixel. Values and the six gradient samples of
-// shading come from the exact float sampler. Samples whose LUT alpha is 0 add nothing and get no
-// gradient (empty-space skipping per sample).
+// shading come from the exact float sampler. Empty space is skipped twice, both exactly: a sample
+// in a block of VX_BLOCK^3 voxels whose value range the LUT maps to alpha 0 everywhere (`occupied`,
+// computed per request by the backend, apron included) is not sampled at all, and a sample whose
+// LUT alpha is 0 adds nothing and gets no gradient.
 #include "sampling.cuh"
 
 // Lighting, as 16 doubles: the gradient matrix (9, row-major: index-space gradient -> world normal),
@@ -22,10 +24,17 @@ __device__ __forceinline__ void vx_lut(const float* __restrict__ table, int size
     }
 }
 
+// The block of the voxel a trilinear sample at p starts from (vx_axis's i0).
+__device__ __forceinline__ int vx_block(double p, int n) {
+    return min((int)vx_clamp(p, n), max(n - 2, 0)) >> VX_BLOCK_SHIFT;
+}
+
 template <typename T, bool SHADE>
 __global__ void composite_rays(const T* __restrict__ vol, int nz, int ny, int nx, const double* __restrict__ grid, int width,
-                               int height, int nsamples, const float* __restrict__ table, int size, float lo,
-                               float scale, const double* __restrict__ lighting, float* __restrict__ out) {
+                               int height, int nsamples, const unsigned char* __restrict__ occupied,
+                               const float* __restrict__ table, int size, float lo, float scale,
+                               const double* __restrict__ lighting, float* __restrict__ out) {
+    const int nby = ((ny - 1) >> VX_BLOCK_SHIFT) + 1, nbx = ((nx - 1) >> VX_BLOCK_SHIFT) + 1;
     const int u = blockIdx.x * blockDim.x + threadIdx.x;
     const int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= width || v >= height) return;
@@ -44,6 +53,7 @@ __global__ void composite_rays(const T* __restrict__ vol, int nz, int ny, int nx
     for (int k = k0; k <= k1; ++k) {
         const double z = c[0] + k * d[0], y = c[1] + k * d[1], x = c[2] + k * d[2];
         if (!vx_inside(z, y, x, nz, ny, nx)) continue;
+        if (!__ldg(occupied + ((long long)vx_block(z, nz) * nby + vx_block(y, ny)) * nbx + vx_block(x, nx))) continue;
         float rgba[4];
         const float value = vx_trilinear(vol, nz, ny, nx, z, y, x);
         vx_lut(table, size, lo, scale, value, rgba);
@@ -83,7 +93,8 @@ __global__ void composite_rays(const T* __restrict__ vol, int nz, int ny, int nx
 
 #define VX_COMPOSITE(T, SHADE)                                                                      \
     template __global__ void composite_rays<T, SHADE>(const T*, int, int, int, const double*, int, int, int, \
-                                                      const float*, int, float, float, const double*, float*);
+                                                      const unsigned char*, const float*, int, float, float,   \
+                                                      const double*, float*);
 VX_COMPOSITE(short, false)
 VX_COMPOSITE(short, true)
 VX_COMPOSITE(float, false)

@@ -11,6 +11,9 @@
 #ifndef VX_ERT_ALPHA
 #define VX_ERT_ALPHA 0.99
 #endif
+#ifndef VX_BLOCK_SHIFT
+#define VX_BLOCK_SHIFT 3  // the host passes its own with -D; blocks of 2**shift voxels per axis
+#endif
 
 #define VX_NAN __int_as_float(0x7fffffff)
 
