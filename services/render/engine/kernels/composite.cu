@@ -2,7 +2,7 @@
 // colour, LUT lookup with linear interpolation, optional headlight gradient shading, early ray
 // termination at VX_ERT_ALPHA. One thread per pixel. Values and the six gradient samples of
 // shading come from the exact float sampler. Empty space is skipped twice, both exactly: a sample
-// in a block of VX_BLOCK^3 voxels whose value range the LUT maps to alpha 0 everywhere (`occupied`,
+// in a block of 2^VX_BLOCK_SHIFT voxels a side whose value range the LUT maps to alpha 0 (`occupied`,
 // computed per request by the backend, apron included) is not sampled at all, and a sample whose
 // LUT alpha is 0 adds nothing and gets no gradient.
 #include "sampling.cuh"
