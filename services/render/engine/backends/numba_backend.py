@@ -381,24 +381,14 @@ def _extreme_run(vol, flat, row, plane, cz, cy, cx, dz, dy, dx, k, kend, k0, k1,
         # Positions advance by adding the step (rounding drifts by ~1e-11 voxel over a ray: far
         # inside the interior span's one-sample margin, and trilinear is continuous).
         z, y, x = cz + ia * dz, cy + ia * dy, cx + ia * dx
-        if sign > 0.0:
-            for kk in range(ia, ib + 1):
-                val = _trilinear_flat(flat, row, plane, z, y, x)
-                better = val > best  # selects, not a branch: in noisy air a MinIP improves at random
-                best = val if better else best
-                best_k = kk if better else best_k
-                z += dz
-                y += dy
-                x += dx
-        else:
-            for kk in range(ia, ib + 1):
-                val = -_trilinear_flat(flat, row, plane, z, y, x)
-                better = val > best  # selects, not a branch: in noisy air a MinIP improves at random
-                best = val if better else best
-                best_k = kk if better else best_k
-                z += dz
-                y += dy
-                x += dx
+        for kk in range(ia, ib + 1):
+            val = sign * _trilinear_flat(flat, row, plane, z, y, x)
+            better = val > best  # selects, not a branch: in noisy air a MinIP improves at random
+            best = val if better else best
+            best_k = kk if better else best_k
+            z += dz
+            y += dy
+            x += dx
     for kk in range(ib + 1, kend + 1):
         ok, val = _edge_sample(vol, cz + kk * dz, cy + kk * dy, cx + kk * dx, kk == k0 or kk == k1)
         if ok and (best_k < 0 or sign * val > best):
