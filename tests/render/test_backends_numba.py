@@ -1,5 +1,6 @@
 """Numba-specific structures: the block min/max bounds that make skipping exact, the LUT occupancy
-of empty-space skipping, the dtype policy of `prepare`, and on-disk caching of the kernels.
+of empty-space skipping, the fixed-point positions of the interior loops, the dtype policy of
+`prepare`, and on-disk caching of the kernels.
 (Results against the numpy reference: test_backends_parity.py.)"""
 
 from __future__ import annotations
@@ -7,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from voxcast.render.engine.backends import numba_backend as nbk
+from voxcast.render.engine.backends.numpy_backend import Backend as NumpyBackend
 from voxcast.render.engine.backends.numpy_backend import trilinear
-from voxcast.render.engine.rays import INSIDE_TOL, TransferLUT
+from voxcast.render.engine.rays import INSIDE_TOL, RayGrid, TransferLUT
 
 BACKEND = nbk.Backend()
 
@@ -70,6 +72,63 @@ def test_block_occupancy_follows_the_lut(rng):
     assert occ[1:].all()
 
 
+def test_fixed_point_sampler_matches_trilinear(rng):
+    """The interior loops' sampler, at fixed-point positions, against the reference trilinear:
+    exact on voxel centres (the fraction is copied, not computed), float64 rounding elsewhere; a
+    position one fixed-point unit outside the interior [0, n - 2] is held on its face."""
+    voxels = rng.normal(0, 100, size=(9, 12, 17)).astype(np.float32)
+    top = np.asarray(voxels.shape) - 2.0
+    cells = nbk._cells(voxels)
+
+    def sample(points):
+        return np.array([nbk._trilinear_fixed(cells, *(nbk._fixed(c) for c in p)) for p in points])
+
+    centres = rng.integers(0, top + 1, size=(300, 3)).astype(np.float64)
+    np.testing.assert_array_equal(sample(centres), trilinear(voxels, centres))
+    points = rng.uniform(0, 1, size=(3000, 3)) * top
+    points[:300] = rng.integers(0, 2, size=(300, 3)) * top  # the interior's corners
+    np.testing.assert_allclose(sample(points), trilinear(voxels, points), rtol=0, atol=1e-9)
+    unit = 2.0**-nbk.FRAC_BITS
+    for face, nudge in ((0.0, -unit), (top, unit)):
+        corner = np.broadcast_to(face, (3,)) + nudge
+        got = nbk._trilinear_fixed(cells, *(nbk._fixed(c) for c in corner))
+        assert got == pytest.approx(trilinear(voxels, np.broadcast_to(face, (1, 3)))[0], abs=1e-6)
+
+
+@pytest.mark.parametrize("side", ["low", "high"])
+@pytest.mark.parametrize("walk", ["plane", "slab", "rays", "sparse rays"])
+def test_walks_grazing_an_interior_face_stay_on_the_voxels(rng, walk, side):
+    """A walk whose step has a component of 0.6 fixed-point units towards a face of the interior
+    (slice 0 or n - 2), starting just far enough in for every exact sample to stay inside: the step
+    rounds to 1 unit, carrying the fixed-point positions up to 0.4 unit per step past the face.
+    The sampler's clamp keeps them on the voxels: the memory around them is NaN, so one read past
+    them shows. Each walk: a thin MPR row and a slab (steps along the row), dense long rays (block
+    walk), sparse long rays (tiled sweep)."""
+    memory = np.full((12, 80, 12), np.nan, dtype=np.float32)
+    voxels = memory[1:-1]  # contiguous: prepare keeps it, NaN on either side
+    voxels[...] = rng.normal(0, 100, size=voxels.shape)
+    nsamples, dk_y, along_row = {
+        "plane": (1, 0.0, True),
+        "slab": (12, 1.0, True),
+        "rays": (400, 0.15, False),
+        "sparse rays": (45, 1.6, False),
+    }[walk]
+    width = voxels.shape[2] - 1  # columns at x = 0.25 ... n - 1.75: off the voxel centres
+    unit = 2.0**-nbk.FRAC_BITS
+    z0 = 0.6 * unit * (width if along_row else nsamples)
+    drift = -0.6 * unit
+    if side == "high":
+        z0, drift = voxels.shape[0] - 2.0 - z0, -drift
+    du = np.array([drift if along_row else 0.0, 0.0, 1.0])
+    dk = np.array([0.0 if along_row else drift, dk_y, 0.0])
+    grid = RayGrid(np.array([z0, 2.0, 0.25]), du, np.array([0.0, 1.0, 0.0]), dk, width, 1, nsamples)
+    handle = BACKEND.prepare(voxels)
+    assert np.shares_memory(handle.voxels, memory)
+    for reducer in ("max", "min", "mean"):
+        want = NumpyBackend().project(voxels, grid, reducer)
+        np.testing.assert_allclose(BACKEND.project(handle, grid, reducer), want, rtol=0, atol=2e-3)
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.float64, np.int32, bool])
 def test_prepare_widens_other_numeric_dtypes_to_float32(rng, dtype):
     voxels = (rng.uniform(0, 50, size=(3, 4, 5))).astype(dtype)
@@ -85,6 +144,8 @@ def test_prepare_refuses_what_it_cannot_render():
         BACKEND.prepare(np.zeros((0, 4, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="3-D"):
         BACKEND.prepare(np.zeros((4, 4, 4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="fixed-point"):
+        BACKEND.prepare(np.zeros((1, 1, 1 << (63 - nbk.FRAC_BITS)), dtype=np.int16))
 
 
 def test_lut_with_no_visible_entry_renders_transparent(rng):
