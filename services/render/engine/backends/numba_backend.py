@@ -420,10 +420,10 @@ def _edge_sample(vol, z, y, x, check):
 
 
 @njit(cache=True)
-def _extreme_run(vol, cells, cz, cy, cx, dz, dy, dx, k, kend, k0, k1, a, b, sign, best, best_k):
+def _extreme_run(vol, cells, walk, cz, cy, cx, dz, dy, dx, k, kend, k0, k1, a, b, sign, best, best_k):
     """Samples k..kend of a MIP (sign 1) / MinIP (sign -1) ray: (best, best_k) after them. The run
     is split where it meets the interior span [a, b], so that the samples inside it (most of them)
-    take a tight loop of the cheaper sampler with no per-sample tests."""
+    take a tight loop of the cheaper sampler with no per-sample tests (`walk`: _fixed_walk)."""
     ia = max(k, a)
     ib = min(kend, b)
     if ia > ib:  # no interior sample in this run
@@ -434,7 +434,8 @@ def _extreme_run(vol, cells, cz, cy, cx, dz, dy, dx, k, kend, k0, k1, a, b, sign
         if ok and (best_k < 0 or sign * val > best):
             best, best_k = sign * val, kk
     if ia <= ib:
-        z, y, x, sz, sy, sx = _fixed_walk(cz, cy, cx, dz, dy, dx, ia)
+        z, y, x = _walk_at(walk, ia)
+        _, _, _, sz, sy, sx, _ = walk
         for kk in range(ia, ib + 1):
             val = sign * _trilinear_fixed(cells, z, y, x)
             better = val > best  # selects, not a branch: in noisy air a MinIP improves at random
@@ -451,17 +452,30 @@ def _extreme_run(vol, cells, cz, cy, cx, dz, dy, dx, k, kend, k0, k1, a, b, sign
 
 
 @njit(cache=True)
-def _fixed_walk(cz, cy, cx, dz, dy, dx, k):
-    """Fixed-point position of sample k and the fixed-point step. Positions then advance by adding
-    the step: rounding drifts by under 1e-9 voxel over a 2000-sample ray, far inside the interior
-    span's one-sample margin, and trilinear is continuous."""
-    return _fixed(cz + k * dz), _fixed(cy + k * dy), _fixed(cx + k * dx), _fixed(dz), _fixed(dy), _fixed(dx)
+def _fixed_walk(cz, cy, cx, dz, dy, dx, a, b):
+    """A ray's (or row's) interior span [a, b] in fixed point, taken once: (position of sample a,
+    step, a); zeros where the span is empty (sample a may then lie beyond what fixed point holds).
+    Positions advance by adding the step: rounding drifts by under 1e-9 voxel over 2000 samples,
+    far inside the span's one-sample margin (and _trilinear_fixed clamps), and trilinear is
+    continuous."""
+    if a > b:
+        return 0, 0, 0, 0, 0, 0, 0
+    start = _fixed(cz + a * dz), _fixed(cy + a * dy), _fixed(cx + a * dx)
+    return start[0], start[1], start[2], _fixed(dz), _fixed(dy), _fixed(dx), a
 
 
 @njit(cache=True)
-def _interior_sum(cells, cz, cy, cx, dz, dy, dx, k, count):
-    """Sum of `count` interior samples from sample k on, in the tight loop."""
-    z, y, x, sz, sy, sx = _fixed_walk(cz, cy, cx, dz, dy, dx, k)
+def _walk_at(walk, k):
+    """Fixed-point position of sample k of a walk (integer arithmetic only)."""
+    z, y, x, sz, sy, sx, a = walk
+    return z + (k - a) * sz, y + (k - a) * sy, x + (k - a) * sx
+
+
+@njit(cache=True)
+def _interior_sum(cells, walk, k, count):
+    """Sum of `count` interior samples of a walk from sample k on, in the tight loop."""
+    z, y, x = _walk_at(walk, k)
+    _, _, _, sz, sy, sx, _ = walk
     total = 0.0
     for _ in range(count):
         total += _trilinear_fixed(cells, z, y, x)
@@ -472,9 +486,10 @@ def _interior_sum(cells, cz, cy, cx, dz, dy, dx, k, count):
 
 
 @njit(cache=True)
-def _interior_extreme(cells, cz, cy, cx, dz, dy, dx, k, count, sign, best):
-    """max(best, sign * sample) over `count` interior samples from sample k on, in the tight loop."""
-    z, y, x, sz, sy, sx = _fixed_walk(cz, cy, cx, dz, dy, dx, k)
+def _interior_extreme(cells, walk, k, count, sign, best):
+    """max(best, sign * sample) over `count` interior samples of a walk from sample k on."""
+    z, y, x = _walk_at(walk, k)
+    _, _, _, sz, sy, sx, _ = walk
     for _ in range(count):
         best = max(best, sign * _trilinear_fixed(cells, z, y, x))
         z += sz
@@ -506,7 +521,7 @@ def _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
         ib = k1
     _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, k0, ia - 1, k0, k1, 1.0, 0.0, 0.0, 0)
     if ia <= ib:
-        total += _interior_sum(cells, cz, cy, cx, dz, dy, dx, ia, ib + 1 - ia)
+        total += _interior_sum(cells, _fixed_walk(cz, cy, cx, dz, dy, dx, ia, ib), ia, ib + 1 - ia)
     count += ib + 1 - ia
     _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, ib + 1, k1, k0, k1, 1.0, 0.0, total, count)
     return total, count
@@ -523,10 +538,10 @@ def _sample_plane(vol, origin, du, dv, width, height, out):
         ry = origin[1] + v * dv[1]
         rx = origin[2] + v * dv[2]
         a, b = _interior_span(rz, ry, rx, du[0], du[1], du[2], iz, iy, ix, nz, ny, nx, width)
-        zf, yf, xf, sz, sy, sx = _fixed_walk(rz, ry, rx, du[0], du[1], du[2], a)
+        walk = _fixed_walk(rz, ry, rx, du[0], du[1], du[2], a, b)
         for u in range(width):
             if a <= u <= b:
-                out[v, u] = _trilinear_fixed(cells, zf + (u - a) * sz, yf + (u - a) * sy, xf + (u - a) * sx)
+                out[v, u] = _trilinear_fixed(cells, *_walk_at(walk, u))
                 continue
             z = rz + u * du[0]
             y = ry + u * du[1]
@@ -554,10 +569,10 @@ def _project_slab(vol, origin, du, dv, dk, width, height, nsamples, mode, out):
             by = origin[1] + v * dv[1] + k * dk[1]
             bx = origin[2] + v * dv[2] + k * dk[2]
             a, b = _interior_span(bz, by, bx, du[0], du[1], du[2], iz, iy, ix, nz, ny, nx, width)
-            zf, yf, xf, sz, sy, sx = _fixed_walk(bz, by, bx, du[0], du[1], du[2], a)
+            walk = _fixed_walk(bz, by, bx, du[0], du[1], du[2], a, b)
             for u in range(width):
                 if a <= u <= b:
-                    s = _trilinear_fixed(cells, zf + (u - a) * sz, yf + (u - a) * sy, xf + (u - a) * sx)
+                    s = _trilinear_fixed(cells, *_walk_at(walk, u))
                 else:
                     z = bz + u * du[0]
                     y = by + u * du[1]
@@ -601,6 +616,7 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
             cx = origin[2] + v * dv[2] + u * du[2]
             k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             a, b = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
+            walk = _fixed_walk(cz, cy, cx, dz, dy, dx, a, b)
             if mode == 2:
                 total, count = _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b)
                 out[v, u] = total / count if count > 0 else np.nan
@@ -609,12 +625,12 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
             best_k = -1
             if k0 <= warm <= k1:
                 best, best_k = _extreme_run(
-                    vol, cells, cz, cy, cx, dz, dy, dx, warm, warm,
+                    vol, cells, walk, cz, cy, cx, dz, dy, dx, warm, warm,
                     k0, k1, a, b, sign, best, best_k,
                 )  # fmt: skip
             if k1 - k0 < 4 * BLOCK:  # a short ray (a slab): block walking would not pay
                 best, best_k = _extreme_run(
-                    vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, k0, k1, a, b, sign, best, best_k
+                    vol, cells, walk, cz, cy, cx, dz, dy, dx, k0, k1, k0, k1, a, b, sign, best, best_k
                 )
             else:
                 bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz, shift)
@@ -628,7 +644,7 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
                         # Skip a block none of whose samples can beat the current extreme.
                         if best_k < 0 or bound > best:
                             best, best_k = _extreme_run(
-                                vol, cells, cz, cy, cx, dz, dy, dx, k, kend,
+                                vol, cells, walk, cz, cy, cx, dz, dy, dx, k, kend,
                                 k0, k1, a, b, sign, best, best_k,
                             )  # fmt: skip
                         k = kend + 1
@@ -662,7 +678,7 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
         cells = _cells(vol)  # here, not above: a parallel loop takes no tuples from outside
         u0 = (tile % tiles_u) * TILE_COLS
         v0 = (tile // tiles_u) * TILE_ROWS
-        start = np.empty((n, 3))
+        walks = np.zeros((n, 7), dtype=np.int64)  # each ray's _fixed_walk
         span = np.empty((n, 2), dtype=np.int64)  # interior samples [a, b] of each ray
         acc = np.empty(n)  # MIP/MinIP: sign * extreme so far; mean: sum
         count = np.zeros(n, dtype=np.int64)
@@ -677,7 +693,6 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
             cz = origin[0] + v * dv[0] + u * du[0]
             cy = origin[1] + v * dv[1] + u * du[1]
             cx = origin[2] + v * dv[2] + u * du[2]
-            start[r, 0], start[r, 1], start[r, 2] = cz, cy, cx
             k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             a, b = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             ia = max(k0, a)
@@ -695,6 +710,7 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
             acc[r] = total if mode == 2 else best
             count[r] = seen + (ib + 1 - ia)
             span[r, 0], span[r, 1] = ia, ib
+            walks[r, :] = _fixed_walk(cz, cy, cx, dz, dy, dx, ia, ib)
             if ia <= ib:
                 first = min(first, ia)
                 last = max(last, ib)
@@ -704,11 +720,12 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
                 ib = min(chunk + depth_samples - 1, span[r, 1])
                 if ia > ib:
                     continue
-                cz, cy, cx = start[r, 0], start[r, 1], start[r, 2]
+                w = walks[r]
+                walk = (w[0], w[1], w[2], w[3], w[4], w[5], w[6])
                 if mode == 2:
-                    acc[r] += _interior_sum(cells, cz, cy, cx, dz, dy, dx, ia, ib + 1 - ia)
+                    acc[r] += _interior_sum(cells, walk, ia, ib + 1 - ia)
                 else:
-                    acc[r] = _interior_extreme(cells, cz, cy, cx, dz, dy, dx, ia, ib + 1 - ia, sign, acc[r])
+                    acc[r] = _interior_extreme(cells, walk, ia, ib + 1 - ia, sign, acc[r])
         for r in range(n):
             u = u0 + r % TILE_COLS
             v = v0 + r // TILE_COLS
