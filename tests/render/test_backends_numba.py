@@ -74,8 +74,7 @@ def test_block_occupancy_follows_the_lut(rng):
 
 def test_fixed_point_sampler_matches_trilinear(rng):
     """The interior loops' sampler, at fixed-point positions, against the reference trilinear:
-    exact on voxel centres (the fraction is copied, not computed), float64 rounding elsewhere; a
-    position one fixed-point unit outside the interior [0, n - 2] is held on its face."""
+    exact on voxel centres (the fraction is copied, not computed), float64 rounding elsewhere."""
     voxels = rng.normal(0, 100, size=(9, 12, 17)).astype(np.float32)
     top = np.asarray(voxels.shape) - 2.0
     cells = nbk._cells(voxels)
@@ -88,11 +87,28 @@ def test_fixed_point_sampler_matches_trilinear(rng):
     points = rng.uniform(0, 1, size=(3000, 3)) * top
     points[:300] = rng.integers(0, 2, size=(300, 3)) * top  # the interior's corners
     np.testing.assert_allclose(sample(points), trilinear(voxels, points), rtol=0, atol=1e-9)
+
+
+def test_fixed_point_walks_stay_in_the_interior(rng):
+    """Every position of a fixed-point walk lies in [0, top] whenever the exact ones do, sample i
+    within i + 1 units (2^-40 voxel) of its exact position: random walks, and walks from one face
+    to the other with steps of 0.5, 0.6 and 1.5 units, which rounding would carry past the face."""
     unit = 2.0**-nbk.FRAC_BITS
-    for face, nudge in ((0.0, -unit), (top, unit)):
-        corner = np.broadcast_to(face, (3,)) + nudge
-        got = nbk._trilinear_fixed(cells, *(nbk._fixed(c) for c in corner))
-        assert got == pytest.approx(trilinear(voxels, np.broadcast_to(face, (1, 3)))[0], abs=1e-6)
+    top = 30
+    walks = []
+    for _ in range(2000):
+        count = int(rng.integers(1, 2001))
+        a, b = rng.uniform(0, top, size=2)
+        walks.append((a, (b - a) / max(count - 1, 1), count))
+    for count in (2, 17, 2000):
+        for d in (0.6 * unit, -0.6 * unit, 0.5 * unit, -0.5 * unit, 1.5 * unit, -1.5 * unit):
+            walks.append((top - d * (count - 1) if d > 0 else -d * (count - 1), d, count))
+    for p, d, count in walks:
+        start, step = nbk._fixed_axis(p, d, count, top << nbk.FRAC_BITS)
+        i = np.arange(count)
+        fixed = start + i * step  # int64
+        assert fixed.min() >= 0 and fixed.max() <= top << nbk.FRAC_BITS, (p, d, count)
+        assert np.all(np.abs(fixed * unit - (p + i * d)) <= (i + 1) * unit), (p, d, count)
 
 
 @pytest.mark.parametrize("side", ["low", "high"])
@@ -100,9 +116,9 @@ def test_fixed_point_sampler_matches_trilinear(rng):
 def test_walks_grazing_an_interior_face_stay_on_the_voxels(rng, walk, side):
     """A walk whose step has a component of 0.6 fixed-point units towards a face of the interior
     (slice 0 or n - 2), starting just far enough in for every exact sample to stay inside: the step
-    rounds to 1 unit, carrying the fixed-point positions up to 0.4 unit per step past the face.
-    The sampler's clamp keeps them on the voxels: the memory around them is NaN, so one read past
-    them shows. Each walk: a thin MPR row and a slab (steps along the row), dense long rays (block
+    rounds to 1 unit, carrying the fixed-point positions up to 0.4 unit per step past the face,
+    unless the walk's set-up keeps them on the voxels: the memory around them is NaN, so one read
+    past them shows. Each walk: a thin MPR row and a slab (steps along the row), dense long rays (block
     walk), sparse long rays (tiled sweep)."""
     memory = np.full((12, 80, 12), np.nan, dtype=np.float32)
     voxels = memory[1:-1]  # contiguous: prepare keeps it, NaN on either side

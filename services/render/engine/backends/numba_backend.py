@@ -35,7 +35,7 @@ no block skipping (on the preview of the large CT: MinIP and AvgIP a third faste
 
 Values are computed in float64 (no fast-math beyond contracting lerps into FMAs), positions in
 float64 or in 2^-40 voxel fixed point, so results differ from the reference only by rounding (an
-advanced fixed-point position drifts by under 1e-9 voxel over a 2000-sample ray).
+advanced fixed-point position drifts by at most 2e-9 voxel over a 2000-sample ray).
 """
 
 from __future__ import annotations
@@ -225,13 +225,9 @@ def _cells(vol):
 
 @njit(cache=True)
 def _trilinear_fixed(cells, zf, yf, xf):
-    """_trilinear_interior at a fixed-point position, reading the flattened voxels at one offset per
-    sample. Positions are clamped to the interior [0, top] (integer min/max), so the fixed-point
-    rounding of a sample on the interior span's edge can never read past the voxels."""
-    flat, row, plane, top = cells
-    zf = min(max(zf, 0), top[0])
-    yf = min(max(yf, 0), top[1])
-    xf = min(max(xf, 0), top[2])
+    """_trilinear_interior at a fixed-point position in the interior [0, top], reading the flattened
+    voxels at one offset per sample (_fixed_walk keeps positions there)."""
+    flat, row, plane, _ = cells
     fz, fy, fx = _fraction(zf), _fraction(yf), _fraction(xf)
     i = np.uint64(zf >> FRAC_BITS) * plane + np.uint64(yf >> FRAC_BITS) * row + np.uint64(xf >> FRAC_BITS)
     one = np.uint64(1)
@@ -452,16 +448,40 @@ def _extreme_run(vol, cells, walk, cz, cy, cx, dz, dy, dx, k, kend, k0, k1, a, b
 
 
 @njit(cache=True)
-def _fixed_walk(cz, cy, cx, dz, dy, dx, a, b):
-    """A ray's (or row's) interior span [a, b] in fixed point, taken once: (position of sample a,
-    step, a); zeros where the span is empty (sample a may then lie beyond what fixed point holds).
-    Positions advance by adding the step: rounding drifts by under 1e-9 voxel over 2000 samples,
-    far inside the span's one-sample margin (and _trilinear_fixed clamps), and trilinear is
-    continuous."""
+def _fixed_walk(cells, cz, cy, cx, dz, dy, dx, a, b):
+    """A ray's (or row's) interior span [a, b] in fixed point, set up once: (position of sample a,
+    step, a), every position of the span in the interior [0, top] (_fixed_axis), so that
+    _trilinear_fixed needs no clamps. Zeros where the span is empty (sample a may then lie beyond
+    what fixed point holds)."""
     if a > b:
         return 0, 0, 0, 0, 0, 0, 0
-    start = _fixed(cz + a * dz), _fixed(cy + a * dy), _fixed(cx + a * dx)
-    return start[0], start[1], start[2], _fixed(dz), _fixed(dy), _fixed(dx), a
+    top = cells[3]
+    count = b + 1 - a
+    z, sz = _fixed_axis(cz + a * dz, dz, count, top[0])
+    y, sy = _fixed_axis(cy + a * dy, dy, count, top[1])
+    x, sx = _fixed_axis(cx + a * dx, dx, count, top[2])
+    return z, y, x, sz, sy, sx, a
+
+
+@njit(cache=True)
+def _fixed_axis(p, d, count, top):
+    """Start and step, fixed point, of the samples p + i * d (i < count) on one axis, all of which
+    the interior span puts in [0, top] up to rounding. Both are rounded to nearest, then the start
+    is clamped and, where rounding would carry the last sample past a face, the step shortened to
+    land it on the face. Positions are monotone, so with both ends in [0, top] every sample is.
+    Drift: at most 2^-40 voxel a step (2e-9 over 2000 samples), far inside the span's one-sample
+    margin, and trilinear is continuous."""
+    start = min(max(_fixed(p), 0), top)
+    step = _fixed(d)
+    if count > 1:
+        end = start + (count - 1) * step
+        if end < 0 or end > top:
+            end = min(max(end, 0), top)
+            if end >= start:
+                step = (end - start) // (count - 1)
+            else:
+                step = -((start - end) // (count - 1))
+    return start, step
 
 
 @njit(cache=True)
@@ -521,7 +541,7 @@ def _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
         ib = k1
     _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, k0, ia - 1, k0, k1, 1.0, 0.0, 0.0, 0)
     if ia <= ib:
-        total += _interior_sum(cells, _fixed_walk(cz, cy, cx, dz, dy, dx, ia, ib), ia, ib + 1 - ia)
+        total += _interior_sum(cells, _fixed_walk(cells, cz, cy, cx, dz, dy, dx, ia, ib), ia, ib + 1 - ia)
     count += ib + 1 - ia
     _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, ib + 1, k1, k0, k1, 1.0, 0.0, total, count)
     return total, count
@@ -538,7 +558,7 @@ def _sample_plane(vol, origin, du, dv, width, height, out):
         ry = origin[1] + v * dv[1]
         rx = origin[2] + v * dv[2]
         a, b = _interior_span(rz, ry, rx, du[0], du[1], du[2], iz, iy, ix, nz, ny, nx, width)
-        walk = _fixed_walk(rz, ry, rx, du[0], du[1], du[2], a, b)
+        walk = _fixed_walk(cells, rz, ry, rx, du[0], du[1], du[2], a, b)
         for u in range(width):
             if a <= u <= b:
                 out[v, u] = _trilinear_fixed(cells, *_walk_at(walk, u))
@@ -569,7 +589,7 @@ def _project_slab(vol, origin, du, dv, dk, width, height, nsamples, mode, out):
             by = origin[1] + v * dv[1] + k * dk[1]
             bx = origin[2] + v * dv[2] + k * dk[2]
             a, b = _interior_span(bz, by, bx, du[0], du[1], du[2], iz, iy, ix, nz, ny, nx, width)
-            walk = _fixed_walk(bz, by, bx, du[0], du[1], du[2], a, b)
+            walk = _fixed_walk(cells, bz, by, bx, du[0], du[1], du[2], a, b)
             for u in range(width):
                 if a <= u <= b:
                     s = _trilinear_fixed(cells, *_walk_at(walk, u))
@@ -616,7 +636,7 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
             cx = origin[2] + v * dv[2] + u * du[2]
             k0, k1 = _ray_range(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             a, b = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
-            walk = _fixed_walk(cz, cy, cx, dz, dy, dx, a, b)
+            walk = _fixed_walk(cells, cz, cy, cx, dz, dy, dx, a, b)
             if mode == 2:
                 total, count = _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b)
                 out[v, u] = total / count if count > 0 else np.nan
@@ -710,7 +730,7 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
             acc[r] = total if mode == 2 else best
             count[r] = seen + (ib + 1 - ia)
             span[r, 0], span[r, 1] = ia, ib
-            walks[r, :] = _fixed_walk(cz, cy, cx, dz, dy, dx, ia, ib)
+            walks[r, :] = _fixed_walk(cells, cz, cy, cx, dz, dy, dx, ia, ib)
             if ia <= ib:
                 first = min(first, ia)
                 last = max(last, ib)
