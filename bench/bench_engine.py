@@ -69,16 +69,30 @@ def machine() -> str:
 # median of many short frames is far steadier than one of three.
 MIN_TOTAL_S = 0.5
 MAX_REPEATS = 200
+# A row's backends and its reference are timed in turns, ROUNDS times over: a burst of load on
+# the shared cores then lands on one turn of each rather than on one side's whole median.
+ROUNDS = 3
+Frame = Callable[[], object]  # renders one frame
 
 
-def median_ms(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    fn()  # warm-up: compilation, caches, VTK pipeline set-up
-    times: list[float] = []
-    while len(times) < repeats or (sum(times) < MIN_TOTAL_S * 1e3 and len(times) < MAX_REPEATS):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+def median_ms(fns: dict[str, Frame], repeats: int = REPEATS, rounds: int = ROUNDS) -> dict[str, float]:
+    """Median ms per frame of each function, over at least `repeats` frames (fast ones: MIN_TOTAL_S
+    worth, up to MAX_REPEATS), taken in `rounds` turns. Each turn starts with an untimed frame
+    (compilation, caches, VTK pipeline set-up), so that every timed frame runs as it would back
+    to back: timing frame by frame in turn would measure cold caches instead."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            fn()
+            turn: list[float] = []
+            while len(turn) < -(-repeats // rounds) or (
+                sum(turn) < MIN_TOTAL_S * 1e3 / rounds and len(turn) < MAX_REPEATS // rounds
+            ):
+                t = time.perf_counter()
+                fn()
+                turn.append((time.perf_counter() - t) * 1e3)
+            times[name] += turn
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 # ---------------------------------------------------------------------------- the cases
@@ -396,6 +410,7 @@ def run(names: list[str], filter_text: str = "") -> list[list[str]]:
         if filter_text and filter_text.lower() not in label.lower():
             continue
         times: dict[str, float | None] = {}
+        timed: dict[str, Frame] = {}
         for name, backend in backends.items():
             if name == "numpy" and case.samples > NUMPY_MAX_SAMPLES:
                 times[name] = None
@@ -403,11 +418,14 @@ def run(names: list[str], filter_text: str = "") -> list[list[str]]:
             key = (name, id(case.volume))
             if key not in handles:
                 handles[key] = backend.prepare(case.volume.voxels)
-            repeats = 1 if name == "numpy" else REPEATS
-            times[name] = median_ms(case.runner(backend, handles[key]), repeats)
-        ref_ms = None
+            if name == "numpy":  # the slow oracle: one frame after the warm-up
+                times.update(median_ms({name: case.runner(backend, handles[key])}, repeats=1, rounds=1))
+            else:
+                timed[name] = case.runner(backend, handles[key])
         if case.reference != "-" and not (case.reference.startswith("vtk") and vtk_problem):
-            ref_ms = median_ms(REFERENCES[case.reference](case))
+            timed["reference"] = REFERENCES[case.reference](case)
+        times.update(median_ms(timed))
+        ref_ms = times.pop("reference", None)
         ratios = [f"{ref_ms / times[n]:.2f}" if ref_ms and times.get(n) else "-" for n in ratio_names(names)]
         image = f"{case.size}x{case.size}" + (" (preview: 2x copy)" if case.size == 256 else "")
         row = [case.mode, image, str(case.grid.nsamples), *(_fmt(times[n]) for n in names)]
@@ -433,8 +451,9 @@ def main() -> None:
     print("|" + "|".join("---" for _ in header) + "|", flush=True)
     run(names, filter_text)
     print(
-        f"\nmedian of at least {REPEATS} frames (fast ones: {MIN_TOTAL_S:g} s worth, up to {MAX_REPEATS})"
-        " after a warm-up; numpy backend: 1 frame;\nratio <backend> = reference ms / backend ms"
+        f"\nmedian of at least {REPEATS} frames (fast ones: {MIN_TOTAL_S:g} s worth, up to {MAX_REPEATS}),"
+        f" backends and reference timed in turns, {ROUNDS} turns each, every turn after an untimed frame;"
+        "\nnumpy backend: 1 frame after a warm-up; ratio <backend> = reference ms / backend ms"
         " (above 1: the backend is faster)."
     )
 
