@@ -162,21 +162,7 @@ class RenderCore:
                 encoded = encode.encode_jpeg(image.rgb, step.quality)
             encode_s = time.perf_counter() - started
             self.metrics.encode_seconds.labels(encoded.encoding).observe(encode_s)
-            height, width = image.rgb.shape[:2]
-            job.publish(
-                wire.frame(
-                    step,
-                    encoded.data,
-                    encoded.encoding,
-                    width,
-                    height,
-                    image.labels,
-                    image.pixel_mm,
-                    render_ms,
-                    encode_s * 1e3,
-                    self._next_sequence(),
-                )
-            )
+            job.publish(wire.frame(step, encoded, image, render_ms, encode_s * 1e3, self._next_sequence()))
             self.metrics.frames.labels(mode, step.name).inc()
             yield
 

@@ -15,10 +15,13 @@ import numpy as np
 from voxcast.v1 import common_pb2, render_pb2
 from voxcast.volume import Volume
 
+from .encode import Encoded
 from .engine.multires import PreparedVolume
 from .engine.raygrid import default_step_mm
+from .engine.render import RenderedImage
 from .engine.request import ViewRequest
 from .engine.views import Camera, Plane, check_size, fit_pixel
+from .engine.window import Window
 from .errors import InvalidArgument
 from .ladder import Step, scaled_size
 
@@ -165,30 +168,27 @@ def coalescing_key(request: render_pb2.RenderRequest) -> bytes:
 
 
 def frame(
-    step: Step,
-    data: bytes,
-    encoding: str,
-    width: int,
-    height: int,
-    labels,
-    pixel_mm: float,
-    render_ms: float,
-    encode_ms: float,
-    sequence: int,
+    step: Step, encoded: Encoded, image: RenderedImage, render_ms: float, encode_ms: float, sequence: int
 ) -> render_pb2.Frame:
+    """One rung's picture as a Frame: the encoded image with what a viewer shows beside it."""
+    height, width = image.rgb.shape[:2]
+    labels = image.labels
+    window = image.window or Window(0.0, 0.0)
     return render_pb2.Frame(
         rung=step.rung,
         width=width,
         height=height,
-        encoding=encoding,
+        encoding=encoded.encoding,
         sequence=sequence,
-        data=data,
+        data=encoded.data,
         labels=render_pb2.OrientationLabels(
             top=labels.top, bottom=labels.bottom, left=labels.left, right=labels.right
         ),
         render_ms=render_ms,
         encode_ms=encode_ms,
-        pixel_mm=pixel_mm,
+        pixel_mm=image.pixel_mm,
+        window_center=window.center,
+        window_width=window.width,
     )
 
 

@@ -95,6 +95,7 @@ def test_session_frames_come_from_the_render_service_once_per_gateway(render_ser
                 assert (vid, head["viewport"], head["width"], head["height"]) == ("ax", "ax", 64, 64)
                 assert head["encoding"] == "png" and head["session"] is True
                 assert head["labels"]["top"] == "A" and head["labels"]["left"] == "R"
+                assert head["window"] == [40, 400]
                 assert packet.data.endswith(b"IEND\xaeB`\x82")  # the whole PNG follows the header
             # Seven followers on two gateways: at most one render per gateway.
             rendered = full_frames_rendered(render_service.server) - before

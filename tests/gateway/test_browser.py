@@ -143,6 +143,15 @@ def test_viewer_in_chromium(stack_up):
         after = page.eval_on_selector(".viewport[data-viewport=ax]", PIXEL_STATS)
         assert before_text != after_text, (before_text, after_text)
         assert after["hash"] != before["hash"], "the axial image did not change when scrolling"
+        # W/L reads the window the frames were made with: CT's default, then the "auto" preset
+        # (key 0) as the render service resolved it from the volume's percentiles.
+        assert axial.locator(".info-br").text_content().startswith("W 400 L 40 ")
+        page.keyboard.press("0")
+        page.wait_for_function(
+            """() => { const t = document.querySelector('.viewport[data-viewport=ax] .info-br').textContent;
+                return /^W \\d+ L -?\\d+ /.test(t) && !t.startsWith('W 400 L 40 '); }""",
+            timeout=60_000,
+        )
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "viewer-chromium.png"))
 

@@ -45,6 +45,7 @@ def test_ladder_arrives_with_headers(stack):
             assert rungs[-1] == "lossless" and "full" in rungs
             assert header["encoding"] == "png" and image_size(data) == (200, 160)
             assert header["labels"] == {"top": "A", "bottom": "P", "left": "R", "right": "L"}
+            assert header["window"] == [40, 400]  # CT's default, soft tissue
             assert header["viewport"] == "ax" and header["version"] == opened["state"]["version"]
             assert {"render_ms", "encode_ms", "latency_ms"} <= set(header["timings"])
             sequences = [h["sequence"] for h, _ in viewer.frames]
@@ -76,6 +77,7 @@ def test_latest_wins_under_a_burst(stack):
             states = [e for e in viewer.events if e["type"] == "state"]
             assert states[-1]["state"]["version"] == final
             assert states[-1]["state"]["window_center"] == 89
+            assert header["window"] == [89, 400]
 
     run(go())
 

@@ -82,6 +82,9 @@ def test_ladder_for_each_mode(start_render, demo, local_ct, mode):
     assert all(f.viewport_id == "left" for f in frames)
     assert preview.pixel_mm == pytest.approx(2 * full.pixel_mm)
     assert full.render_ms > 0 and full.encode_ms > 0
+    # The window each picture was made with: CT's default (soft tissue); volume rendering has none.
+    windows = {(f.window_center, f.window_width) for f in frames}
+    assert windows == ({(0.0, 0.0)} if mode == "VR" else {(40.0, 400.0)})
     # Radiological: axial has anterior at the top, a frontal (coronal) view superior; the patient's
     # right is on the image left in both.
     labels = (full.labels.top, full.labels.bottom, full.labels.left, full.labels.right)
@@ -98,6 +101,27 @@ def test_ladder_for_each_mode(start_render, demo, local_ct, mode):
     name = render_pb2.Mode.Name(req.mode).lower()
     for rung in ("preview", "full", "lossless"):
         assert server.metrics.value("voxcast_render_frames_total", {"mode": name, "rung": rung}) == 1
+
+
+@pytest.mark.parametrize(
+    ("series", "kw", "window"),
+    [
+        ("ct", {"window_center": -600, "window_width": 1500}, (-600, 1500)),
+        ("ct", {"preset": "bone"}, (400, 1800)),
+        ("ct", {"preset": "auto"}, "auto"),
+        ("pet", {}, (2.5, 5.0)),
+    ],
+)
+def test_frames_say_which_window_made_them(start_render, demo, local_ct, series, kw, window):
+    """The request's window, else its preset's, else the modality's default; auto resolved to the
+    volume's percentiles: what a viewer shows as W/L and starts a window drag from."""
+    _, stub = start_render()
+    volume, uid = (demo.ct, demo.ct_series_uid) if series == "ct" else (demo.pet, demo.pet_series_uid)
+    frames = list(stub.Render(request_for(volume, uid, "MIP", **kw), timeout=60))
+    if window == "auto":
+        window = local_ct.auto_window
+    for f in frames:
+        assert (f.window_center, f.window_width) == pytest.approx(window)
 
 
 def test_without_lossless_the_ladder_ends_at_full(start_render, demo):

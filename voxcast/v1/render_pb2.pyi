@@ -129,7 +129,7 @@ class OrientationLabels(_message.Message):
     def __init__(self, top: _Optional[str] = ..., bottom: _Optional[str] = ..., left: _Optional[str] = ..., right: _Optional[str] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("rung", "width", "height", "encoding", "sequence", "data", "labels", "render_ms", "encode_ms", "viewport_id", "pixel_mm")
+    __slots__ = ("rung", "width", "height", "encoding", "sequence", "data", "labels", "render_ms", "encode_ms", "viewport_id", "pixel_mm", "window_center", "window_width")
     RUNG_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,8 @@ class Frame(_message.Message):
     ENCODE_MS_FIELD_NUMBER: _ClassVar[int]
     VIEWPORT_ID_FIELD_NUMBER: _ClassVar[int]
     PIXEL_MM_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_CENTER_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_WIDTH_FIELD_NUMBER: _ClassVar[int]
     rung: Rung
     width: int
     height: int
@@ -152,7 +154,9 @@ class Frame(_message.Message):
     encode_ms: float
     viewport_id: str
     pixel_mm: float
-    def __init__(self, rung: _Optional[_Union[Rung, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., encoding: _Optional[str] = ..., sequence: _Optional[int] = ..., data: _Optional[bytes] = ..., labels: _Optional[_Union[OrientationLabels, _Mapping]] = ..., render_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., viewport_id: _Optional[str] = ..., pixel_mm: _Optional[float] = ...) -> None: ...
+    window_center: float
+    window_width: float
+    def __init__(self, rung: _Optional[_Union[Rung, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., encoding: _Optional[str] = ..., sequence: _Optional[int] = ..., data: _Optional[bytes] = ..., labels: _Optional[_Union[OrientationLabels, _Mapping]] = ..., render_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., viewport_id: _Optional[str] = ..., pixel_mm: _Optional[float] = ..., window_center: _Optional[float] = ..., window_width: _Optional[float] = ...) -> None: ...
 
 class PreloadRequest(_message.Message):
     __slots__ = ("series_uid",)

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from functools import cached_property
 
+from voxcast.gateway.ws.renderer import picture_header
 from voxcast.gateway.ws.sender import pack_frame, unpack_frame
 
 from voxcast.v1 import common_pb2, render_pb2, render_pb2_grpc
@@ -99,17 +100,7 @@ class Packet:
 
 
 def frame_packet(viewport_id: str, frame: render_pb2.Frame) -> Packet:
-    header = {
-        "session": True,
-        "viewport": viewport_id,
-        "rung": render_pb2.Rung.Name(frame.rung).lower(),
-        "width": frame.width,
-        "height": frame.height,
-        "encoding": frame.encoding,
-        "sequence": frame.sequence,
-        "labels": {k: getattr(frame.labels, k) for k in ("top", "bottom", "left", "right")},
-        "pixel_mm": frame.pixel_mm,
-    }
+    header = {"session": True, "viewport": viewport_id, "sequence": frame.sequence, **picture_header(frame)}
     return Packet(pack_frame(header, frame.data))
 
 

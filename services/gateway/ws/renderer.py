@@ -26,6 +26,23 @@ log = logging.getLogger(__name__)
 
 RUNGS = {render_pb2.PREVIEW: "preview", render_pb2.FULL: "full", render_pb2.LOSSLESS: "lossless"}
 
+
+def picture_header(frame: render_pb2.Frame) -> dict:
+    """The frame header's fields about the picture itself (docs/protocol.md): rung, size, encoding,
+    orientation labels, pixel size and, but for volume rendering, the window it was made with."""
+    header = {
+        "rung": RUNGS.get(frame.rung, "full"),
+        "width": frame.width,
+        "height": frame.height,
+        "encoding": frame.encoding,
+        "labels": {side: getattr(frame.labels, side) for side in ("top", "bottom", "left", "right")},
+        "pixel_mm": frame.pixel_mm,
+    }
+    if frame.window_width > 0:
+        header["window"] = [frame.window_center, frame.window_width]
+    return header
+
+
 FrameSink = Callable[[dict, bytes], None]
 ErrorSink = Callable[[grpc.RpcError], None]
 
@@ -83,17 +100,7 @@ class ViewportRenderer:
                         "viewport": self.viewport_id,
                         "sequence": self._sequence,
                         "version": job.state.version,
-                        "rung": RUNGS.get(frame.rung, "full"),
-                        "width": frame.width,
-                        "height": frame.height,
-                        "encoding": frame.encoding,
-                        "labels": {
-                            "top": frame.labels.top,
-                            "bottom": frame.labels.bottom,
-                            "left": frame.labels.left,
-                            "right": frame.labels.right,
-                        },
-                        "pixel_mm": frame.pixel_mm,
+                        **picture_header(frame),
                         "timings": {
                             "render_ms": round(frame.render_ms, 2),
                             "encode_ms": round(frame.encode_ms, 2),

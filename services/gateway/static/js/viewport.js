@@ -194,6 +194,7 @@ export class Viewport {
     ctx.drawImage(bitmap, 0, 0, width, height);
     bitmap.close();
     for (const side of ["top", "bottom", "left", "right"]) this.labels[side].textContent = header.labels[side] || "";
+    this.frameWindow = header.window || null;  // what the picture on screen was windowed with
     this.element.dataset.rung = header.rung;
     this.updateInfo();
     this.drawCrosshair();
@@ -264,6 +265,8 @@ export class Viewport {
   window() {
     const s = this.state;
     if (s && s.window_width > 0) return [s.window_center, s.window_width];
+    // The server resolves presets and "auto" (MR, PET in Bq/ml): its frames say which window.
+    if (this.frameWindow) return this.frameWindow;
     const name = (s && s.preset) || DEFAULT_WINDOW[this.series?.modality] || "soft-tissue";
     return WINDOWS[name] || [40, 400];
   }
