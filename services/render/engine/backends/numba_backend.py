@@ -172,11 +172,12 @@ def _trilinear_interior(vol, z, y, x):
     return _lerp(_lerp(c00, c01, fy), _lerp(c10, c11, fy), fz)
 
 
-# The interior loops of projection rays keep positions in fixed point: FRAC_BITS fractional bits
-# in an int64. Stepping is then an integer add, the voxel index a shift and the fraction an exact
-# bit copy into a double, where floating point needs a floor, two conversions and a subtraction
-# per axis, on the same two ports as the interpolation's own arithmetic (it was a quarter of the
-# time of a sample). 2^-40 voxel is far below float32 voxel precision; 23 integer bits remain.
+# The interior loops (projection rays, MPR and slab rows) keep positions in fixed point: FRAC_BITS
+# fractional bits in an int64. Stepping is then an integer add, the voxel index a shift and the
+# fraction an exact bit copy into a double, where floating point needs a floor, two conversions and
+# a subtraction per axis, on the same two ports as the interpolation's own arithmetic (it was a
+# quarter of the time of a sample). 2^-40 voxel is far below float32 voxel precision; 23 integer
+# bits remain.
 FRAC_BITS = 40
 _FIXED_ONE = float(1 << FRAC_BITS)
 _FRAC_MASK = (1 << FRAC_BITS) - 1
