@@ -102,6 +102,17 @@ PIXEL_STATS = """(el) => {
 }"""
 
 
+def share_link(url: str, password: str, pin: str) -> str:
+    """The admin's share link, with a PIN, to the first study of the stack (over the REST API)."""
+    login = httpx.post(url + "/api/auth/login", json={"username": "admin", "password": password})
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    study_uid = httpx.get(url + "/api/studies", headers=admin).json()[0]["study_uid"]
+    share = httpx.post(
+        url + "/api/shares", headers=admin, json={"study_uid": study_uid, "expires_minutes": 10, "pin": pin}
+    )
+    return share.json()["url"]
+
+
 def test_viewer_in_chromium(stack_up):
     from playwright.sync_api import sync_playwright
 
@@ -156,17 +167,9 @@ def test_viewer_in_chromium(stack_up):
         page.screenshot(path=str(ARTIFACTS / "viewer-chromium.png"))
 
         # A share link with a PIN lands a guest on that study only, read-only.
-        token = httpx.post(url + "/api/auth/login", json={"username": "admin", "password": password})
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        study_uid = httpx.get(url + "/api/studies", headers=headers).json()[0]["study_uid"]
-        link = httpx.post(
-            url + "/api/shares",
-            headers=headers,
-            json={"study_uid": study_uid, "expires_minutes": 10, "pin": "2468"},
-        ).json()
         guest = browser.new_context().new_page()
         guest.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        guest.goto(link["url"])
+        guest.goto(share_link(url, password, pin="2468"))
         guest.fill("input[name=pin]", "2468")
         guest.click("button[type=submit]")
         guest.wait_for_selector(".series-card[data-modality=CT] img[src]", timeout=60_000)

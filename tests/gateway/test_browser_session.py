@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 
-import httpx
 import pytest
 
-from .test_browser import ARTIFACTS, BROWSER_ARGS, PIXEL_STATS, _chromium, stack_up  # noqa: F401
+from .test_browser import ARTIFACTS, BROWSER_ARGS, PIXEL_STATS, _chromium, share_link, stack_up  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -184,16 +183,8 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
 
         # Someone on a share link of this study opens the signed-in users' invitation: they give a
         # name (no PIN: the invitation is not a guest one) and join as a guest.
-        login = httpx.post(url + "/api/auth/login", json={"username": "admin", "password": password})
-        admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        study_uid = httpx.get(url + "/api/studies", headers=admin).json()[0]["study_uid"]
-        share = httpx.post(
-            url + "/api/shares",
-            headers=admin,
-            json={"study_uid": study_uid, "expires_minutes": 10, "pin": "2468"},
-        ).json()
         visitor = _page(browser, problems, "share-link guest")
-        visitor.goto(share["url"])
+        visitor.goto(share_link(url, password, pin="2468"))
         visitor.fill("input[name=pin]", "2468")
         visitor.click("button[type=submit]")
         visitor.wait_for_selector(".series-card[data-modality=CT]", timeout=60_000)
