@@ -45,13 +45,17 @@ def _page(browser, problems: list[str], who: str):
     return page
 
 
-def _start_session(page, password: str) -> None:
-    """On the viewer's start page: sign in as admin, open the demo CT and start a session on it."""
+def _start_session(browser, problems: list[str], who: str, url: str, password: str):
+    """A page of its own for `who`, on the viewer's start page: sign in as admin, open the demo CT
+    and start a session on it."""
+    page = _page(browser, problems, who)
+    page.goto(url + "/")
     _sign_in(page, "admin", password)
     page.click("tr[data-study]")
     page.click(".series-card[data-modality=CT]")
     page.wait_for_selector(f"{AXIAL}[data-rung=lossless]", timeout=120_000)
     page.click("text=Start session")
+    return page
 
 
 def _point(page) -> None:
@@ -103,9 +107,7 @@ def test_shared_session_in_two_browsers(stack_up, tmp_path):  # noqa: F811 - the
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(_chromium()), args=BROWSER_ARGS)
-        presenter = _page(browser, problems, "presenter")
-        presenter.goto(url + "/")
-        _start_session(presenter, password)
+        presenter = _start_session(browser, problems, "presenter", url, password)
         link = presenter.wait_for_selector(".session-panel .invite-link", timeout=30_000).text_content()
         assert "#session=" in link and "&invite=" in link, link
 
@@ -251,9 +253,7 @@ def test_guest_with_a_pin_annotations_and_a_reload(stack_up):  # noqa: F811 - th
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(_chromium()), args=BROWSER_ARGS)
-        owner = _page(browser, problems, "owner")
-        owner.goto(url + "/")
-        _start_session(owner, password)
+        owner = _start_session(browser, problems, "owner", url, password)
         owner.wait_for_selector(".session-panel .invite-link[data-kind=user]", timeout=30_000)
         session_url = owner.url
         assert "#session=" in session_url and "&study=" in session_url, session_url
