@@ -350,12 +350,37 @@ def _dda_advance(b, t, dt, step, nb):
 
 
 @njit(cache=True)
-def _block_span_end(tz, ty, tx, k1):
-    """Last sample index before the ray leaves the current block (capped at k1)."""
-    t = min(tz, min(ty, tx))
-    if t >= k1:
+def _dda_start(c, d, inv, k, n, shift):
+    """A ray's 3-D walk over blocks of 2**shift voxels from its sample k (c, d, inv = 1/d and the
+    volume shape n, per axis): (block, exit parameters, parameter spans, steps), a 3-tuple each."""
+    z = _dda_axis(c[0], d[0], inv[0], c[0] + k * d[0], n[0], shift)
+    y = _dda_axis(c[1], d[1], inv[1], c[1] + k * d[1], n[1], shift)
+    x = _dda_axis(c[2], d[2], inv[2], c[2] + k * d[2], n[2], shift)
+    return (z[0], y[0], x[0]), (z[1], y[1], x[1]), (z[2], y[2], x[2]), (z[3], y[3], x[3])
+
+
+@njit(cache=True)
+def _dda_next(block, t, dt, step, nb):
+    """The walk's next block: across the face the ray leaves the current one by first."""
+    bz, by, bx = block
+    tz, ty, tx = t
+    if tz <= ty and tz <= tx:
+        bz, tz = _dda_advance(bz, tz, dt[0], step[0], nb[0])
+    elif ty <= tx:
+        by, ty = _dda_advance(by, ty, dt[1], step[1], nb[1])
+    else:
+        bx, tx = _dda_advance(bx, tx, dt[2], step[2], nb[2])
+    return (bz, by, bx), (tz, ty, tx)
+
+
+@njit(cache=True)
+def _block_span_end(t, k1):
+    """Last sample index before the ray leaves the current block (t: its exit parameters per axis;
+    capped at k1)."""
+    first = min(t[0], min(t[1], t[2]))
+    if first >= k1:
         return k1
-    return int(math.floor(t))
+    return int(math.floor(first))
 
 
 # ---------------------------------------------------------------------------- prepare
@@ -620,14 +645,15 @@ def _project_slab(vol, origin, du, dv, dk, width, height, nsamples, mode, out):
 @njit(parallel=True, cache=True)
 def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsamples, mode, out):
     nz, ny, nx = vol.shape
-    nbz, nby, nbx = bmax.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
     iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
     sign = 1.0 if mode == 0 else -1.0  # MinIP is MIP of the negated values
     # Work items are rows of narrow column strips, taken strip by strip: neighbouring rays share
     # most of their voxels, and a strip's rows stay in cache from one row to the next.
     for item in prange(-(-width // STRIP_COLS) * height):
-        cells = _cells(vol)  # here, not above: a parallel loop takes no tuples from outside
+        # Tuples made here, not above: a parallel loop takes no tuples from outside.
+        cells = _cells(vol)
+        dk3, inv, shape = (dz, dy, dx), (iz, iy, ix), vol.shape
         v = item % height
         u_first = (item // height) * STRIP_COLS
         warm = -1  # depth of the previous pixel's extreme: a cheap first bound for skipping
@@ -654,14 +680,12 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
                     vol, cells, walk, cz, cy, cx, dz, dy, dx, k0, k1, k0, k1, a, b, sign, best, best_k
                 )
             else:
-                bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k0 * dz, nz, shift)
-                by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k0 * dy, ny, shift)
-                bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k0 * dx, nx, shift)
+                block, t, dt, step = _dda_start((cz, cy, cx), dk3, inv, k0, shape, shift)
                 k = k0
                 while k <= k1:
-                    kend = _block_span_end(tz, ty, tx, k1)
+                    kend = _block_span_end(t, k1)
                     if kend >= k:
-                        bound = bmax[bz, by, bx] if mode == 0 else -bmin[bz, by, bx]
+                        bound = bmax[block] if mode == 0 else -bmin[block]
                         # Skip a block none of whose samples can beat the current extreme.
                         if best_k < 0 or bound > best:
                             best, best_k = _extreme_run(
@@ -669,12 +693,7 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
                                 k0, k1, a, b, sign, best, best_k,
                             )  # fmt: skip
                         k = kend + 1
-                    if tz <= ty and tz <= tx:
-                        bz, tz = _dda_advance(bz, tz, dtz, sz, nbz)
-                    elif ty <= tx:
-                        by, ty = _dda_advance(by, ty, dty, sy, nby)
-                    else:
-                        bx, tx = _dda_advance(bx, tx, dtx, sx, nbx)
+                    block, t = _dda_next(block, t, dt, step, bmax.shape)
             if best_k >= 0:
                 out[v, u] = sign * best
                 warm = best_k
@@ -938,7 +957,6 @@ def _composite_rays(
     (samples outside it lie in empty blocks), while the contract's inside test still applies to the
     ends of its range in the volume (k0, k1)."""
     nz, ny, nx = vol.shape
-    nbz, nby, nbx = occ.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
     iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
     largest = max(abs(dz), max(abs(dy), abs(dx)))
@@ -947,6 +965,7 @@ def _composite_rays(
     ambient, diffuse, specular, shininess = params[0], params[1], params[2], params[3]
     whole = int(shininess) if shininess == math.floor(shininess) and 0.0 <= shininess <= 256.0 else -1
     for item in prange(-(-width // STRIP_COLS) * height):  # as in _project_rays
+        dk3, inv, shape = (dz, dy, dx), (iz, iy, ix), vol.shape  # here, as in _project_rays
         v = item % height
         u_first = (item // height) * STRIP_COLS
         for u in range(u_first, min(u_first + STRIP_COLS, width)):
@@ -960,25 +979,21 @@ def _composite_rays(
             cg = 0.0
             cb = 0.0
             ca = 0.0
-            bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + kb0 * dz, nz, BLOCK_SHIFT)
-            by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + kb0 * dy, ny, BLOCK_SHIFT)
-            bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + kb0 * dx, nx, BLOCK_SHIFT)
+            block, t, dt, step = _dda_start((cz, cy, cx), dk3, inv, kb0, shape, BLOCK_SHIFT)
             k = kb0
             t_in = np.float64(kb0)  # where the ray entered the current block
             while k <= kb1 and ca < ERT_ALPHA:
-                reach = empty_reach[bz, by, bx]
+                reach = empty_reach[block]
                 if reach >= 3:
                     jump = int(math.floor(t_in + (reach - 2) * block_samples))
                     if jump > k:
                         k = jump
                         t_in = np.float64(k)
-                        bz, tz, dtz, sz = _dda_axis(cz, dz, iz, cz + k * dz, nz, BLOCK_SHIFT)
-                        by, ty, dty, sy = _dda_axis(cy, dy, iy, cy + k * dy, ny, BLOCK_SHIFT)
-                        bx, tx, dtx, sx = _dda_axis(cx, dx, ix, cx + k * dx, nx, BLOCK_SHIFT)
+                        block, t, dt, step = _dda_start((cz, cy, cx), dk3, inv, k, shape, BLOCK_SHIFT)
                         continue
-                kend = _block_span_end(tz, ty, tx, kb1)
+                kend = _block_span_end(t, kb1)
                 # Empty-space skipping: a block whose value range has zero alpha adds nothing.
-                if kend >= k and occ[bz, by, bx] != 0:
+                if kend >= k and occ[block] != 0:
                     for kk in range(k, kend + 1):
                         z = cz + kk * dz
                         y = cy + kk * dy
@@ -1008,13 +1023,8 @@ def _composite_rays(
                             break
                 if kend >= k:
                     k = kend + 1
-                t_in = min(tz, min(ty, tx))
-                if tz <= ty and tz <= tx:
-                    bz, tz = _dda_advance(bz, tz, dtz, sz, nbz)
-                elif ty <= tx:
-                    by, ty = _dda_advance(by, ty, dty, sy, nby)
-                else:
-                    bx, tx = _dda_advance(bx, tx, dtx, sx, nbx)
+                t_in = min(t[0], min(t[1], t[2]))
+                block, t = _dda_next(block, t, dt, step, occ.shape)
             out[v, u, 0] = cr
             out[v, u, 1] = cg
             out[v, u, 2] = cb
