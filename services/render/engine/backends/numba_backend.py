@@ -558,8 +558,9 @@ def _edge_run(vol, cz, cy, cx, dz, dy, dx, ka, kb, k0, k1, sign, best, total, se
 
 
 @njit(cache=True)
-def _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
-    """(sum, count) of the inside samples k0..k1 of a ray, interior span [a, b] in a tight loop."""
+def _mean_ray(vol, cells, walk, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
+    """(sum, count) of the inside samples k0..k1 of a ray, interior span [a, b] in a tight loop
+    (`walk`: _fixed_walk of [a, b])."""
     ia = max(k0, a)
     ib = min(k1, b)
     if ia > ib:
@@ -567,7 +568,7 @@ def _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b):
         ib = k1
     _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, k0, ia - 1, k0, k1, 1.0, 0.0, 0.0, 0)
     if ia <= ib:
-        total += _interior_sum(cells, _fixed_walk(cells, cz, cy, cx, dz, dy, dx, ia, ib), ia, ib + 1 - ia)
+        total += _interior_sum(cells, walk, ia, ib + 1 - ia)
     count += ib + 1 - ia
     _, total, count = _edge_run(vol, cz, cy, cx, dz, dy, dx, ib + 1, k1, k0, k1, 1.0, 0.0, total, count)
     return total, count
@@ -665,7 +666,7 @@ def _project_rays(vol, bmin, bmax, shift, origin, du, dv, dk, width, height, nsa
             a, b = _interior_span(cz, cy, cx, dz, dy, dx, iz, iy, ix, nz, ny, nx, nsamples)
             walk = _fixed_walk(cells, cz, cy, cx, dz, dy, dx, a, b)
             if mode == 2:
-                total, count = _mean_ray(vol, cells, cz, cy, cx, dz, dy, dx, k0, k1, a, b)
+                total, count = _mean_ray(vol, cells, walk, cz, cy, cx, dz, dy, dx, k0, k1, a, b)
                 out[v, u] = total / count if count > 0 else np.nan
                 continue
             best = -np.inf
@@ -707,7 +708,8 @@ def _project_tiles(vol, origin, du, dv, dk, width, height, nsamples, depth_sampl
     `depth_samples` samples at a time, ray after ray, so that the voxels it reads there come from
     memory once for all the tile's rays (walked ray by ray, each ray's samples fall on voxels of
     their own and neighbouring rays find them evicted). Same samples, same inside tests, the
-    interior span in the tight loop; positions restart from the ray's origin at each depth chunk."""
+    interior span in the tight loop; each depth chunk resumes a ray at its fixed-point position
+    there (_walk_at), taken from the walk set up once per ray."""
     nz, ny, nx = vol.shape
     dz, dy, dx = dk[0], dk[1], dk[2]
     iz, iy, ix = _inverse(dz), _inverse(dy), _inverse(dx)
