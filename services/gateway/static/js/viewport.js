@@ -35,6 +35,7 @@ export class Viewport {
     this.state = null;
     this.series = null;
     this.lastFrame = null;
+    this.frameWindow = null;  // [center, width] the picture on screen was windowed with
     // Frames are numbered here as they arrive: decoding is asynchronous and may finish out of
     // order, and a frame that arrived later is the newer one. (The senders' own numbers restart
     // when a WebSocket reconnects or a render pod changes, so they cannot order frames.)
@@ -194,7 +195,7 @@ export class Viewport {
     ctx.drawImage(bitmap, 0, 0, width, height);
     bitmap.close();
     for (const side of ["top", "bottom", "left", "right"]) this.labels[side].textContent = header.labels[side] || "";
-    this.frameWindow = header.window || null;  // what the picture on screen was windowed with
+    this.frameWindow = header.window || null;
     this.element.dataset.rung = header.rung;
     this.updateInfo();
     this.drawCrosshair();
